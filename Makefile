@@ -1,0 +1,57 @@
+# nixcfs. Two set-up commands work on a fresh Debian 12 machine as root:
+#   make test   installs what it needs, runs every test (end-to-end ones in the test host)
+#   make demo   installs what it needs, builds, boots, mounts and walks the main job
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+DEB_PACKAGES := nix-bin fuse3 systemd-container iproute2 vim-tiny python3 curl tmux psmisc
+BUILD := build
+TEST_PACKAGES := ./ops ./guest ./fs ./cmd/nixcfs
+
+.PHONY: all deps build guest test unit-test integration-test test-binaries bench demo clean fmt vet
+
+all: build
+
+# Debian packages the tests and the demo drive for real.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+guest:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o guest/bin/init ./guest/init
+
+build: guest
+	$(GO) build -o $(BUILD)/nixcfs ./cmd/nixcfs
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go') $$(find . -name '*.go' -newer go.mod -not -path './build/*'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+# Test binaries for the test host, which has no Go module cache or network.
+test-binaries: build
+	@mkdir -p $(BUILD)/tests
+	@for p in $$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); do \
+		n=$$(echo $$p | tr / _); $(GO) test -c -o $(BUILD)/tests/$$n.test $$p || exit 1; \
+	done
+
+unit-test: build
+	$(GO) test -count=1 ./...
+
+integration-test: test-binaries
+	testhost/run.sh testhost/integration.sh $(BUILD)/tests
+
+test: deps vet unit-test integration-test
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo: deps build
+	testhost/demo.sh
+
+clean:
+	rm -rf $(BUILD) guest/bin

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"nixcfs/ops"
+)
+
+// layoutFlags are the state roots: the host's layout by default, overridable (tests).
+type layoutFlags struct {
+	layout     string
+	confDir    string
+	stateDir   string
+	profileDir string
+	gcrootDir  string
+}
+
+func (lf *layoutFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&lf.layout, "layout", "auto", "state layout: auto, new (/etc/nixos-containers) or old (/etc/containers)")
+	fs.StringVar(&lf.confDir, "conf-dir", "", "directory of NAME.conf files (overrides --layout)")
+	fs.StringVar(&lf.stateDir, "state-dir", "", "directory of the containers' root trees (overrides --layout)")
+	fs.StringVar(&lf.profileDir, "profile-dir", "", "per-container profile directory")
+	fs.StringVar(&lf.gcrootDir, "gcroot-dir", "", "per-container gc-root directory")
+}
+
+func (lf *layoutFlags) resolve() (ops.Layout, error) {
+	var l ops.Layout
+	switch lf.layout {
+	case "auto", "":
+		l = ops.DetectLayout()
+	case "new":
+		l = ops.NewLayout()
+	case "old":
+		l = ops.OldLayout()
+	default:
+		return l, fmt.Errorf("--layout: want auto, new or old, not %q", lf.layout)
+	}
+	for _, o := range []struct {
+		dst *string
+		val string
+	}{{&l.ConfDir, lf.confDir}, {&l.StateDir, lf.stateDir}, {&l.ProfileDir, lf.profileDir}, {&l.GCRootDir, lf.gcrootDir}} {
+		if o.val != "" {
+			*o.dst = o.val
+		}
+	}
+	return l, nil
+}
+
+// managerFlags open an ops.Manager.
+type managerFlags struct {
+	layoutFlags
+	nixosPath string
+	logLevel  string
+}
+
+func (mf *managerFlags) register(fs *flag.FlagSet) {
+	mf.layoutFlags.register(fs)
+	fs.StringVar(&mf.nixosPath, "nixos-path", envOr("NIXCFS_NIXOS_PATH", ops.DefaultNixOSPath), "NixOS entry point for builds ($NIXCFS_NIXOS_PATH)")
+	fs.StringVar(&mf.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+}
+
+func (mf *managerFlags) open(ctx context.Context) (*ops.Manager, error) {
+	l, err := mf.resolve()
+	if err != nil {
+		return nil, err
+	}
+	lvl, err := zerolog.ParseLevel(mf.logLevel)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, NoColor: true}).Level(lvl).With().Timestamp().Logger()
+	return ops.New(ctx, ops.Options{Layout: l, NixOSPath: mf.nixosPath, Log: log})
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// interruptible is a context that ends on SIGINT or SIGTERM.
+func interruptible() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// fail prints nixos-container's style of error and returns its exit code.
+func fail(format string, a ...any) int {
+	fmt.Fprintf(os.Stderr, "nixcfs: "+format+"\n", a...)
+	return 1
+}
+
+// oneName parses flags and expects exactly one NAME.
+func oneName(fs *flag.FlagSet, args []string) (string, bool) {
+	if err := fs.Parse(args); err != nil {
+		return "", false
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintf(os.Stderr, "nixcfs %s: expected one container name\n", fs.Name())
+		return "", false
+	}
+	return fs.Arg(0), true
+}

@@ -1,0 +1,112 @@
+package ops
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// addressLock holds the lock nixos-container takes (flock on /run/lock/nixos-container)
+// while it picks addresses and writes a conf file, so that we, parallel creates, and
+// nixos-container running beside us never hand out the same pair.
+type addressLock struct{ f *os.File }
+
+func lockAddresses(path string) (*addressLock, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return &addressLock{f}, nil
+}
+
+func (l *addressLock) unlock() { l.f.Close() }
+
+// The same patterns nixos-container matches: a pair is taken when either address
+// appears in any conf file (a "/prefix" after the address is ignored).
+var (
+	hostAddrRE  = regexp.MustCompile(`(?m)^HOST_ADDRESS=([0-9.]+)`)
+	localAddrRE = regexp.MustCompile(`(?m)^LOCAL_ADDRESS=([0-9.]+)`)
+)
+
+// usedAddresses maps every IPv4 address in the conf files to the container using it.
+func usedAddresses(confDir string) (map[string]string, error) {
+	used := map[string]string{}
+	names, err := listConfNames(confDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		data, err := os.ReadFile(filepath.Join(confDir, n+".conf"))
+		if err != nil {
+			continue // removed meanwhile
+		}
+		for _, re := range []*regexp.Regexp{hostAddrRE, localAddrRE} {
+			if m := re.FindSubmatch(data); m != nil {
+				used[string(m[1])] = n
+			}
+		}
+	}
+	return used, nil
+}
+
+// nextFreePair is nixos-container's choice: the first 10.233.N.1/10.233.N.2, N in 1..254,
+// of which neither address is used.
+func nextFreePair(used map[string]string) (host, local string, err error) {
+	for n := 1; n < 255; n++ {
+		h, l := fmt.Sprintf("10.233.%d.1", n), fmt.Sprintf("10.233.%d.2", n)
+		if used[h] == "" && used[l] == "" {
+			return h, l, nil
+		}
+	}
+	return "", "", ErrNoAddress
+}
+
+// ValidateAddress checks an address written by a user: an IPv4 address, with an
+// optional prefix length as NixOS allows ("10.0.0.1/24").
+func ValidateAddress(s string) error {
+	addr := s
+	if a, bits, ok := strings.Cut(s, "/"); ok {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || !p.Addr().Is4() || bits == "" {
+			return fmt.Errorf("%w: %q is not an IPv4 address", ErrInvalid, s)
+		}
+		addr = a
+	}
+	a, err := netip.ParseAddr(addr)
+	if err != nil || !a.Is4() {
+		return fmt.Errorf("%w: %q is not an IPv4 address", ErrInvalid, s)
+	}
+	return nil
+}
+
+// bareAddress drops a "/prefix".
+func bareAddress(s string) string {
+	a, _, _ := strings.Cut(s, "/")
+	return a
+}
+
+// checkAddressFree fails when addr is used by a container other than self.
+func checkAddressFree(used map[string]string, addr, self string) error {
+	if owner := used[bareAddress(addr)]; owner != "" && owner != self {
+		return fmt.Errorf("%w: %s is used by %s", ErrAddressInUse, bareAddress(addr), owner)
+	}
+	return nil
+}
