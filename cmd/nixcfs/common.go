@@ -97,14 +97,35 @@ func fail(format string, a ...any) int {
 	return 1
 }
 
+// parseInterspersed parses flags before and after positional arguments, as
+// nixos-container's gnu_getopt does (`create foo --config ...`). After "--" everything
+// is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
+
 // oneName parses flags and expects exactly one NAME.
 func oneName(fs *flag.FlagSet, args []string) (string, bool) {
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return "", false
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fmt.Fprintf(os.Stderr, "nixcfs %s: expected one container name\n", fs.Name())
 		return "", false
 	}
-	return fs.Arg(0), true
+	return pos[0], true
 }
