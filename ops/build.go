@@ -3,8 +3,10 @@ package ops
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -32,28 +34,43 @@ func newBuilder(nixosPath string, parallel int) *builder {
 }
 
 // build sets the profile to the system built from configFile, writing nix's output to
-// logPath. On failure the profile is unchanged (nix-env --set only switches after a
-// successful build) and the error names the log. Cancelling ctx kills the build.
-func (b *builder) build(ctx context.Context, profileDir, configFile, logPath string) error {
+// logPath. On failure the profile is unchanged and the error names the log. Cancelling
+// ctx kills the build.
+//
+// nixos-container runs `nix-env -p PROFILE -I nixos-config=FILE -f NIXOS --set -A
+// system` in one step, but nix-env swallows evaluation errors (a `throw` such as "The
+// option `foo' does not exist." becomes "--set requires exactly one derivation"). So the
+// system is built with nix-build, which reports them, held by a temporary gc root in
+// gcRootDir until `nix-env -p PROFILE --set` has made it the next generation.
+func (b *builder) build(ctx context.Context, profileDir, gcRootDir, configFile, logPath string) error {
 	select {
 	case b.slots <- struct{}{}:
 		defer func() { <-b.slots }()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if err := os.MkdirAll(profileDir, 0o755); err != nil {
-		return fmt.Errorf("build: %w", err)
+	for _, d := range []string{profileDir, gcRootDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("build: %w", err)
+		}
 	}
 	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("build: open log: %w", err)
 	}
 	defer logFile.Close()
-	args := []string{"-p", profileDir + "/system",
-		"-I", "nixos-config=" + configFile,
-		"-f", b.nixosPath, "--set", "-A", "system"}
-	fmt.Fprintf(logFile, "$ nix-env %s\n", shellJoin(args))
-	return b.run(ctx, logFile, "nix-env", args...)
+	outLink := filepath.Join(gcRootDir, ".nixcfs-build")
+	defer os.Remove(outLink)
+	args := []string{b.nixosPath, "-I", "nixos-config=" + configFile, "-A", "system", "--out-link", outLink}
+	fmt.Fprintf(logFile, "$ nix-build %s\n", shellJoin(args))
+	if err := b.run(ctx, logFile, nil, "nix-build", args...); err != nil {
+		return err
+	}
+	system, err := os.Readlink(outLink)
+	if err != nil {
+		return fmt.Errorf("%w: nix-build made no %s: %v", ErrBuildFailed, outLink, err)
+	}
+	return b.setProfile(ctx, logFile, profileDir, system)
 }
 
 // setSystem points the profile at an already built system (create --system-path).
@@ -66,14 +83,19 @@ func (b *builder) setSystem(ctx context.Context, profileDir, systemPath, logPath
 		return fmt.Errorf("set system: open log: %w", err)
 	}
 	defer logFile.Close()
-	args := []string{"-p", profileDir + "/system", "--set", systemPath}
-	fmt.Fprintf(logFile, "$ nix-env %s\n", shellJoin(args))
-	return b.run(ctx, logFile, "nix-env", args...)
+	return b.setProfile(ctx, logFile, profileDir, systemPath)
 }
 
-func (b *builder) run(ctx context.Context, logFile *os.File, name string, args ...string) error {
+func (b *builder) setProfile(ctx context.Context, logFile *os.File, profileDir, system string) error {
+	args := []string{"-p", filepath.Join(profileDir, "system"), "--set", system}
+	fmt.Fprintf(logFile, "$ nix-env %s\n", shellJoin(args))
+	return b.run(ctx, logFile, logFile, "nix-env", args...)
+}
+
+// run runs a nix command with its diagnostics (stderr) in the log.
+func (b *builder) run(ctx context.Context, logFile *os.File, stdout io.Writer, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Stdout, cmd.Stderr = stdout, logFile
 	// nix-env's builders run as its children: cancel the whole process group.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }

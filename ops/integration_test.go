@@ -173,13 +173,13 @@ func TestHelloLifecycle(t *testing.T) {
 	}
 
 	// A config that fails evaluation: old system keeps running, new text kept, error shown.
-	bad := strings.Replace(helloConfig("hello", "third"), "networking.useDHCP = false;", "networking.useDHCP = false; foo.bar = true;", 1)
+	bad := strings.Replace(helloConfig("hello", "third"), "networking.useDHCP = false;", "networking.useDHCP = false; networking.foo = true;", 1)
 	err := m.SetConfig(ctx, "hello", []byte(bad))
 	if !errors.Is(err, ErrBuildFailed) {
 		t.Errorf("bad config: %v, want ErrBuildFailed", err)
 	}
 	st, _ = m.Status("hello")
-	if st.Config != "failed" || !strings.Contains(st.Error, "The option `foo.bar' does not exist.") || st.Generation != 2 || st.State != "running" {
+	if st.Config != "failed" || !strings.Contains(st.Error, "The option `networking.foo' does not exist.") || st.Generation != 2 || st.State != "running" {
 		t.Errorf("status after failed build:\n%s", st.Text())
 	}
 	if got, _ := m.ReadConfig("hello"); string(got) != bad {

@@ -141,7 +141,7 @@ func (m *Manager) Create(ctx context.Context, name string, o CreateOptions) (str
 		if o.SystemPath != "" {
 			return m.builder.setSystem(ctx, m.l.ProfilePath(name), o.SystemPath, m.l.BuildLogPath(name))
 		}
-		return m.builder.build(ctx, m.l.ProfilePath(name), m.l.ConfigPath(name), m.l.BuildLogPath(name))
+		return m.builder.build(ctx, m.l.ProfilePath(name), m.l.GCRootPath(name), m.l.ConfigPath(name), m.l.BuildLogPath(name))
 	})
 	return name, nil
 }
@@ -316,7 +316,7 @@ func (m *Manager) Update(ctx context.Context, name string) error {
 	c.buildDone = make(chan struct{})
 	m.mu.Unlock()
 	m.startBuild(c, func(ctx context.Context) error {
-		if err := m.builder.build(ctx, m.l.ProfilePath(name), m.l.ConfigPath(name), m.l.BuildLogPath(name)); err != nil {
+		if err := m.builder.build(ctx, m.l.ProfilePath(name), m.l.GCRootPath(name), m.l.ConfigPath(name), m.l.BuildLogPath(name)); err != nil {
 			return err
 		}
 		if st, _ := m.State(name); st == "running" {
@@ -350,7 +350,7 @@ func (m *Manager) Start(ctx context.Context, name string) error {
 	}
 	if err != nil {
 		st := m.sup.unitStateOf(m.ctx, unit)
-		err = fmt.Errorf("%w: %s: %s, result %s (see log)", ErrStartFailed, unit, st.ActiveState, st.Result)
+		err = fmt.Errorf("%w: %s: %v; unit %s, result %s (see log)", ErrStartFailed, unit, err, st.ActiveState, st.Result)
 		m.setError(name, err)
 		return err
 	}

@@ -95,7 +95,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 			return nil, fmt.Errorf("state directories: %w", err)
 		}
 	}
-	sup, err := newSupervisor(ctx)
+	sup, err := newSupervisor()
 	if err != nil {
 		return nil, err
 	}

@@ -31,10 +31,11 @@ type supervisor struct {
 	errs    chan error
 }
 
-func newSupervisor(ctx context.Context) (*supervisor, error) {
-	conn, err := sd.NewSystemdConnectionContext(ctx)
+func newSupervisor() (*supervisor, error) {
+	// Not the caller's context: a D-Bus connection made with one closes when it ends.
+	conn, err := sd.NewSystemdConnectionContext(context.Background())
 	if err != nil {
-		conn, err = sd.NewSystemConnectionContext(ctx)
+		conn, err = sd.NewSystemConnectionContext(context.Background())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to systemd: %w", err)

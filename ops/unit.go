@@ -125,11 +125,15 @@ func initPath(l Layout, name string, conf Conf) (string, error) {
 	if sys == "" {
 		sys = l.SystemLink(name)
 	}
-	resolved, err := filepath.EvalSymlinks(filepath.Join(sys, "init"))
+	// Resolve the system, not init itself: init finds its system from its own path.
+	resolved, err := filepath.EvalSymlinks(sys)
+	if err == nil {
+		_, err = os.Stat(filepath.Join(resolved, "init"))
+	}
 	if err != nil {
 		return "", fmt.Errorf("%w: %s: no init in %s (has the build succeeded? see its build.log)", ErrNotBuilt, name, sys)
 	}
-	return resolved, nil
+	return filepath.Join(resolved, "init"), nil
 }
 
 // NspawnArgs is the systemd-nspawn command line NixOS's startScript uses.

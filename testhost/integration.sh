@@ -2,7 +2,7 @@
 # testhost/integration.sh DIR: run every test binary in DIR verbosely, inside the test
 # host (testhost/run.sh), and end with the count "N passed, M failed".
 set -uo pipefail
-dir=$1
+dir=$(cd "$1" && pwd)
 repo=$(pwd)
 export NIXCFS_BIN=$repo/build/nixcfs NIXCFS_GUEST=$repo/guest
 out=$(mktemp)
@@ -20,6 +20,7 @@ failed=$(grep -cE '^\s*--- FAIL' "$out")
 skipped=$(grep -cE '^\s*--- SKIP' "$out")
 rm -f "$out"
 [ "$failed" -eq 0 ] || status=1
+[ "$passed" -gt 0 ] || { echo "integration: no test ran" >&2; status=1; }
 # Inside the test host nothing may skip: a skipped test is an untested feature.
 if [ "$skipped" -ne 0 ]; then
 	echo "integration: ${skipped} tests skipped inside the test host" >&2
