@@ -1,0 +1,196 @@
+# The options the nixcfs guest system understands, declared as NixOS declares
+# them, and the system they build: config.system.build.toplevel.
+{ config, lib, pkgs, ... }:
+
+with lib;
+
+let
+  userModule = { name, config, ... }: {
+    options = {
+      name = mkOption {
+        type = types.str;
+        default = name;
+        description = "The name of the user account.";
+      };
+      description = mkOption {
+        type = types.str;
+        default = "";
+        description = "A short description of the user account (the GECOS field).";
+      };
+      isNormalUser = mkOption {
+        type = types.bool;
+        default = false;
+        description = "Whether this is an account for a real user.";
+      };
+      isSystemUser = mkOption {
+        type = types.bool;
+        default = false;
+        description = "Whether this is a system user.";
+      };
+      uid = mkOption {
+        type = types.nullOr types.int;
+        default = null;
+        description = "The account UID; null picks one.";
+      };
+      group = mkOption {
+        type = types.str;
+        default = "";
+        description = "The user's primary group.";
+      };
+      extraGroups = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        description = "The user's auxiliary groups.";
+      };
+      home = mkOption {
+        type = types.str;
+        default = if config.isNormalUser then "/home/${name}" else "/var/empty";
+        description = "The user's home directory.";
+      };
+      createHome = mkOption {
+        type = types.bool;
+        default = config.isNormalUser;
+        description = "Whether to create the home directory.";
+      };
+      initialPassword = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        description = "The user's initial password, in clear text.";
+      };
+      hashedPassword = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        description = "The user's hashed password.";
+      };
+      openssh.authorizedKeys.keys = mkOption {
+        type = types.listOf types.singleLineStr;
+        default = [ ];
+        description = "Public keys allowed to log in as this user; the guest writes them to /etc/ssh/authorized_keys.d/NAME.";
+      };
+    };
+  };
+in
+{
+  options = {
+    boot.isContainer = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Whether this system runs in a container.";
+    };
+
+    networking = {
+      hostName = mkOption {
+        # NixOS's type: a valid host name, or empty.
+        type = types.strMatching "^$|^[[:alnum:]]([[:alnum:]_-]{0,61}[[:alnum:]])?$";
+        default = "nixos";
+        description = "The name of the machine; the guest's init sets it.";
+      };
+      useDHCP = mkOption {
+        type = types.bool;
+        default = true;
+        description = "Whether to use DHCP (the host configures the guest's address).";
+      };
+      firewall = {
+        enable = mkOption {
+          type = types.bool;
+          default = true;
+          description = "Whether to enable the firewall (not enforced by the guest).";
+        };
+        allowedTCPPorts = mkOption {
+          type = types.listOf types.port;
+          default = [ ];
+          description = "TCP ports open in the firewall (not enforced by the guest).";
+        };
+        allowedUDPPorts = mkOption {
+          type = types.listOf types.port;
+          default = [ ];
+          description = "UDP ports open in the firewall (not enforced by the guest).";
+        };
+      };
+    };
+
+    time.timeZone = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      description = "The time zone.";
+    };
+
+    services.openssh.enable = mkEnableOption "the OpenSSH secure shell daemon";
+
+    services.hello = {
+      enable = mkEnableOption "the hello web service";
+      port = mkOption {
+        type = types.port;
+        default = 80;
+        description = "The TCP port the hello service listens on.";
+      };
+      message = mkOption {
+        type = types.str;
+        default = "Hello from ${config.networking.hostName}";
+        description = "The text the hello service answers every GET with.";
+      };
+    };
+
+    users.users = mkOption {
+      type = types.attrsOf (types.submodule userModule);
+      default = { };
+      description = "User accounts.";
+    };
+
+    system = {
+      stateVersion = mkOption {
+        type = types.str;
+        default = config.system.nixos.release;
+        description = "The NixOS release the system's state was created with.";
+      };
+      nixos = {
+        release = mkOption {
+          type = types.str;
+          default = "25.11";
+          description = "The NixOS release this guest system mimics.";
+        };
+        version = mkOption {
+          type = types.str;
+          default = "${config.system.nixos.release}.nixcfs";
+          description = "The version written to the system's nixos-version file.";
+        };
+        label = mkOption {
+          type = types.strMatching "[a-zA-Z0-9:_.+-]+";
+          default = config.system.nixos.version;
+          description = "The label in the system's store path name.";
+        };
+      };
+      name = mkOption {
+        type = types.str;
+        default = if config.networking.hostName == "" then "unnamed" else config.networking.hostName;
+        description = "The name in the system's store path name.";
+      };
+      build = mkOption {
+        type = types.lazyAttrsOf types.raw;
+        default = { };
+        description = "Attribute set of derivations used to build the system.";
+      };
+    };
+  };
+
+  config = {
+    # The toplevel is built by the guest's init binary itself (no stdenv, no
+    # shell): it lays out init, bin/switch-to-configuration, config.json and
+    # nixos-version. config.json holds the whole configuration but _module
+    # and system.build, as the guest's init reads it.
+    system.build.toplevel = derivation {
+      name = "nixos-system-${config.system.name}-${config.system.nixos.label}";
+      inherit (pkgs) system;
+      builder = "${pkgs.nixcfs-guest-init}";
+      args = [ "build-toplevel" ];
+      init = pkgs.nixcfs-guest-init;
+      nixosVersion = config.system.nixos.version;
+      configJSON = builtins.toJSON (removeAttrs config [ "_module" "system" ] // {
+        system = removeAttrs config.system [ "build" ];
+      });
+      passAsFile = [ "configJSON" ];
+      preferLocalBuild = true;
+      allowSubstitutes = false;
+    };
+  };
+}
