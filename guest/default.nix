@@ -6,10 +6,13 @@
 #
 # `init' is the guest's static init binary (`make guest' builds it:
 # CGO_ENABLED=0 go build -o guest/bin/init ./guest/init); tests pass their
-# own with `--arg init /path/to/init'.
+# own with `--arg init /path/to/init'. `busybox' is the static busybox the
+# system's shell, su, login, hostname and the other tools come from: Debian's
+# busybox-static (`--arg busybox /path/to/busybox' for another one).
 { configuration ? <nixos-config>
 , system ? builtins.currentSystem
 , init ? ./bin/init
+, busybox ? /bin/busybox
 }:
 
 let
@@ -22,10 +25,18 @@ let
     then throw "guest/bin/init is missing: run make guest"
     else throw "${toString init} is missing: build it with CGO_ENABLED=0 go build -o ${toString init} ./guest/init";
 
+  # Imported into the store as it is: a single static executable, which the
+  # toplevel's builder checks and lays out as the system's sw/bin.
+  guestBusybox =
+    if builtins.pathExists busybox
+    then builtins.path { path = busybox; name = "busybox"; }
+    else throw "${toString busybox} is missing: apt-get install busybox-static";
+
   # The guest has no nixpkgs; `pkgs' holds only what its modules use.
   pkgs = {
     inherit system lib;
     nixcfs-guest-init = guestInit;
+    busybox = guestBusybox;
     writeText = name: text: builtins.toFile name text;
   };
 

@@ -6,6 +6,11 @@
 //
 //	CGO_ENABLED=0 go build -o guest/bin/init ./guest/init
 //
+// Its shell and tools (sh, su, login, hostname, ls, ps, ip...) are Debian's
+// static busybox (package busybox-static, /bin/busybox), imported into the
+// store and laid out as the system's sw/bin, so that inside the container
+// /run/current-system/sw/bin/su root -l -c CMD works as on NixOS.
+//
 // This package holds no Go code of its own; its tests build systems with
 // nix-build and check what comes out.
 package guest

@@ -175,8 +175,14 @@ func TestBuild(t *testing.T) {
 				"services.hello":                      `{"enable":false,"message":"Hello from foo","port":80}`,
 				"system.stateVersion":                 `"25.11"`,
 				"services.openssh":                    `{"enable":false}`,
-				"users.users":                         `{}`,
 				"networking.firewall.allowedTCPPorts": `[]`,
+				// As NixOS's users-groups.nix defines them.
+				"users.users.root.uid":         `0`,
+				"users.users.root.home":        `"/root"`,
+				"users.users.root.group":       `"root"`,
+				"users.users.root.description": `"System administrator"`,
+				"users.users.nobody.uid":       `65534`,
+				"users.users.nobody.group":     `"nogroup"`,
 			},
 		},
 		{
@@ -336,6 +342,9 @@ with lib;
 				"users.users.alice.openssh.authorizedKeys.keys": `["ssh-ed25519 AAAAC3 alice@laptop","ssh-rsa AAAAB3 alice@desk"]`,
 				"users.users.alice.extraGroups":                 `["wheel"]`,
 				"users.users.alice.home":                        `"/home/alice"`,
+				"users.users.alice.group":                       `"users"`,
+				"users.users.alice.createHome":                  `true`,
+				"users.users.alice.uid":                         `null`,
 				"users.users.root.openssh.authorizedKeys.keys":  `["ssh-ed25519 AAAAC3 admin"]`,
 				"services.openssh.enable":                       `true`,
 			},
@@ -427,6 +436,14 @@ with lib;
 			},
 		},
 		{
+			name:  "type error: a colon in a passwd field",
+			files: map[string]string{"configuration.nix": `{ users.users.alice.description = "Alice: admin"; }`},
+			errs: []string{
+				"error: A definition for option `users.users.alice.description' is not of type `string, not containing newlines or colons'. Definition values:",
+				"- In `@DIR@/configuration.nix': \"Alice: admin\"",
+			},
+		},
+		{
 			name:  "invalid host name",
 			files: map[string]string{"configuration.nix": `{ networking.hostName = "no spaces"; }`},
 			errs: []string{
@@ -489,6 +506,16 @@ func checkLayout(t *testing.T, result string) {
 	}
 	if version, err := os.ReadFile(filepath.Join(system, "nixos-version")); err != nil || string(version) != "25.11.nixcfs" {
 		t.Errorf("nixos-version = %q, %v", version, err)
+	}
+	// sw/bin: busybox from the store and its applets, as /run/current-system/sw/bin.
+	busybox, err := os.Readlink(filepath.Join(system, "sw", "bin", "busybox"))
+	if err != nil || !regexp.MustCompile(`^/nix/store/[0-9a-z]{32}-busybox$`).MatchString(busybox) {
+		t.Errorf("sw/bin/busybox -> %q, %v; want the busybox store path", busybox, err)
+	}
+	for _, applet := range []string{"sh", "su", "login", "hostname", "env", "ls", "cat", "ps", "ip", "passwd", "nologin"} {
+		if target, err := os.Readlink(filepath.Join(system, "sw", "bin", applet)); err != nil || target != "busybox" {
+			t.Errorf("sw/bin/%s -> %q, %v; want busybox", applet, target, err)
+		}
 	}
 }
 
@@ -563,6 +590,61 @@ func TestMissingInitBinary(t *testing.T) {
 	out, err = eval.CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != `"foo"` {
 		t.Errorf("evaluating config.networking.hostName without the binary = %s, %v", out, err)
+	}
+}
+
+// The system's closure holds busybox, whose applets run from sw/bin.
+func TestBusyboxInClosure(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"configuration.nix": containerTemplate})
+	result, stderr, err := nixBuild(t, guestDir(t), dir)
+	if err != nil {
+		t.Fatalf("nix-build: %v\n%s", err, stderr)
+	}
+	busybox, err := os.Readlink(filepath.Join(result, "sw", "bin", "busybox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	query := exec.Command("nix-store", "-qR", result)
+	query.Env = nixEnv()
+	closure, err := query.Output()
+	if err != nil || !strings.Contains(string(closure), busybox+"\n") {
+		t.Errorf("closure of the system lacks %s: %v\n%s", busybox, err, closure)
+	}
+	out, err := exec.Command(filepath.Join(result, "sw", "bin", "sh"), "-c", "echo $((6 * 7)) | cat").Output()
+	if err != nil || string(out) != "42\n" {
+		t.Errorf("sw/bin/sh -c ... = %q, %v", out, err)
+	}
+}
+
+// Without a static busybox the build says what to install.
+func TestMissingBusybox(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"configuration.nix": containerTemplate})
+	// A dynamically linked program stands in for Debian's non-static busybox.
+	dynamic, err := exec.LookPath("nix-build")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dynamic, err = filepath.EvalSymlinks(dynamic); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ busybox, want string }{
+		{filepath.Join(dir, "no", "busybox"), "error: " + filepath.Join(dir, "no", "busybox") + " is missing: apt-get install busybox-static"},
+		{dynamic, "is dynamically linked (apt-get install busybox-static)"},
+	} {
+		build := exec.Command("nix-build", guestDir(t), "-I", "nixos-config="+filepath.Join(dir, "configuration.nix"),
+			"-A", "system", "--no-out-link", "--arg", "init", initBinary, "--arg", "busybox", tc.busybox,
+			"--option", "substituters", "")
+		build.Env = nixEnv()
+		out, err := build.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("nix-build --arg busybox %s: %v\n%s\nwant %q", tc.busybox, err, out, tc.want)
+		}
 	}
 }
 

@@ -8,12 +8,12 @@ let
   userModule = { name, config, ... }: {
     options = {
       name = mkOption {
-        type = types.str;
+        type = types.passwdEntry types.str;
         default = name;
         description = "The name of the user account.";
       };
       description = mkOption {
-        type = types.str;
+        type = types.passwdEntry types.str;
         default = "";
         description = "A short description of the user account (the GECOS field).";
       };
@@ -30,12 +30,12 @@ let
       uid = mkOption {
         type = types.nullOr types.int;
         default = null;
-        description = "The account UID; null picks one.";
+        description = "The account UID; null picks one (from 1000 up for other users, from 999 down for system users), kept across boots.";
       };
       group = mkOption {
         type = types.str;
-        default = "";
-        description = "The user's primary group.";
+        default = if config.isNormalUser then "users" else "";
+        description = "The user's primary group (users for a normal user, nogroup if empty).";
       };
       extraGroups = mkOption {
         type = types.listOf types.str;
@@ -43,7 +43,7 @@ let
         description = "The user's auxiliary groups.";
       };
       home = mkOption {
-        type = types.str;
+        type = types.passwdEntry types.str;
         default = if config.isNormalUser then "/home/${name}" else "/var/empty";
         description = "The user's home directory.";
       };
@@ -55,12 +55,12 @@ let
       initialPassword = mkOption {
         type = types.nullOr types.str;
         default = null;
-        description = "The user's initial password, in clear text.";
+        description = "The user's initial password, in clear text (hashed into /etc/shadow when the user is first created).";
       };
       hashedPassword = mkOption {
-        type = types.nullOr types.str;
+        type = types.nullOr (types.passwdEntry types.str);
         default = null;
-        description = "The user's hashed password.";
+        description = "The user's hashed password, set when the user is first created (as with users.mutableUsers); a user with neither password cannot log in with one.";
       };
       openssh.authorizedKeys.keys = mkOption {
         type = types.listOf types.singleLineStr;
@@ -174,16 +174,37 @@ in
   };
 
   config = {
+    # The accounts every NixOS system has (nixos/modules/config/users-groups.nix).
+    # The guest's init writes /etc/passwd, /etc/group and /etc/shadow from
+    # users.users at boot and on every activation; root's password is locked
+    # ("!") until set, so `su' from root works and `login' asks for one.
+    users.users = {
+      root = {
+        uid = 0;
+        description = "System administrator";
+        home = "/root";
+        group = "root";
+      };
+      nobody = {
+        uid = 65534;
+        isSystemUser = true;
+        description = "Unprivileged account (don't use!)";
+        group = "nogroup";
+      };
+    };
+
     # The toplevel is built by the guest's init binary itself (no stdenv, no
-    # shell): it lays out init, bin/switch-to-configuration, config.json and
-    # nixos-version. config.json holds the whole configuration but _module
-    # and system.build, as the guest's init reads it.
+    # shell): it lays out init, bin/switch-to-configuration, config.json,
+    # nixos-version and sw/bin (busybox and a link per applet: sh, su, login,
+    # hostname, ls, ps, ip...). config.json holds the whole configuration but
+    # _module and system.build, as the guest's init reads it.
     system.build.toplevel = derivation {
       name = "nixos-system-${config.system.name}-${config.system.nixos.label}";
       inherit (pkgs) system;
       builder = "${pkgs.nixcfs-guest-init}";
       args = [ "build-toplevel" ];
       init = pkgs.nixcfs-guest-init;
+      busybox = pkgs.busybox;
       nixosVersion = config.system.nixos.version;
       configJSON = builtins.toJSON (removeAttrs config [ "_module" "system" ] // {
         system = removeAttrs config.system [ "build" ];

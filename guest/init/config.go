@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -41,7 +42,18 @@ type HelloConfig struct {
 
 // UserConfig is users.users.<name>, as far as init needs it.
 type UserConfig struct {
-	OpenSSH struct {
+	Name            string   `json:"name"` // the account name; empty means the attribute name
+	Description     string   `json:"description"`
+	IsNormalUser    bool     `json:"isNormalUser"`
+	IsSystemUser    bool     `json:"isSystemUser"`
+	UID             *int     `json:"uid"` // nil: init picks one
+	Group           string   `json:"group"`
+	ExtraGroups     []string `json:"extraGroups"`
+	Home            string   `json:"home"`
+	CreateHome      bool     `json:"createHome"`
+	InitialPassword *string  `json:"initialPassword"`
+	HashedPassword  *string  `json:"hashedPassword"`
+	OpenSSH         struct {
 		AuthorizedKeys struct {
 			Keys []string `json:"keys"`
 		} `json:"authorizedKeys"`
@@ -58,12 +70,73 @@ func parseConfig(data []byte) (*Config, error) {
 	if h := cfg.Services.Hello; h.Enable && (h.Port < 0 || h.Port > 65535) {
 		return nil, fmt.Errorf("services.hello.port %d is not a TCP port", h.Port)
 	}
-	for name := range cfg.Users.Users {
+	uids := map[int]string{}
+	accounts := map[string]string{}
+	for _, name := range cfg.userNames() {
 		if !validUserName(name) {
 			return nil, fmt.Errorf("users.users: %q is not a usable user name", name)
 		}
+		user := cfg.Users.Users[name]
+		account := user.accountName(name)
+		if !validAccountName(account) {
+			return nil, fmt.Errorf("users.users.%s.name: %q is not a usable user name", name, account)
+		}
+		if other, dup := accounts[account]; dup {
+			return nil, fmt.Errorf("users.users.%s and users.users.%s are both the account %s", other, name, account)
+		}
+		accounts[account] = name
+		fields := map[string]string{"description": user.Description, "home": user.Home}
+		if user.HashedPassword != nil {
+			fields["hashedPassword"] = *user.HashedPassword
+		}
+		for i, g := range append([]string{user.Group}, user.ExtraGroups...) {
+			if g != "" && !validAccountName(g) {
+				field := "group"
+				if i > 0 {
+					field = fmt.Sprintf("extraGroups[%d]", i-1)
+				}
+				return nil, fmt.Errorf("users.users.%s.%s: %q is not a usable group name", name, field, g)
+			}
+		}
+		for field, value := range fields {
+			if !passwdField(value) {
+				return nil, fmt.Errorf("users.users.%s.%s: %q contains a colon or a newline", name, field, value)
+			}
+		}
+		if user.UID != nil {
+			if *user.UID < 0 || *user.UID > maxID {
+				return nil, fmt.Errorf("users.users.%s.uid: %d is out of range", name, *user.UID)
+			}
+			if other, dup := uids[*user.UID]; dup {
+				return nil, fmt.Errorf("users.users.%s and users.users.%s have the same uid %d", other, name, *user.UID)
+			}
+			uids[*user.UID] = name
+		}
 	}
 	return &cfg, nil
+}
+
+// accountName is the user's name in /etc/passwd: its name option, which
+// defaults to the attribute name.
+func (u UserConfig) accountName(attr string) string {
+	if u.Name != "" {
+		return u.Name
+	}
+	return attr
+}
+
+// accountNamePattern is what useradd accepts by default (a trailing $ for
+// machine accounts): nothing that would break /etc/group's member lists.
+var accountNamePattern = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}\$?$`)
+
+func validAccountName(name string) bool {
+	return accountNamePattern.MatchString(name)
+}
+
+// passwdField accepts values that can stand in a field of /etc/passwd,
+// /etc/group or /etc/shadow (NixOS's types.passwdEntry).
+func passwdField(s string) bool {
+	return !strings.ContainsAny(s, ":\n\r")
 }
 
 // loadConfig reads the config.json of the system at systemPath.

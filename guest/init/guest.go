@@ -56,6 +56,9 @@ func (g *guest) apply(system string, cfg *Config) error {
 			g.hostname = name
 		}
 	}
+	if err := writeEtc(g.root, system, cfg, hashPassword); err != nil {
+		errs = append(errs, err)
+	}
 	if err := writeAuthorizedKeys(filepath.Join(g.root, authorizedKeysDir), cfg.authorizedKeys()); err != nil {
 		errs = append(errs, err)
 	}

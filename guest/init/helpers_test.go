@@ -36,10 +36,19 @@ func (c testConfig) json(t *testing.T) []byte {
 	}
 	users := map[string]any{}
 	for name, keys := range c.keys {
-		users[name] = map[string]any{
+		user := map[string]any{
 			"isNormalUser": true,
+			"home":         "/home/" + name,
+			"group":        "users",
 			"openssh":      map[string]any{"authorizedKeys": map[string]any{"keys": keys}},
 		}
+		if name == "root" { // as guest/modules.nix defines it
+			user = map[string]any{
+				"uid": 0, "home": "/root", "group": "root", "description": "System administrator",
+				"openssh": user["openssh"],
+			}
+		}
+		users[name] = user
 	}
 	data, err := json.Marshal(map[string]any{
 		"boot":       map[string]any{"isContainer": true},
@@ -58,11 +67,19 @@ func (c testConfig) json(t *testing.T) []byte {
 }
 
 // writeSystem makes a system directory (a stand-in for a store path) holding
-// config.json, and returns its path.
+// config.json and sw/bin/sh and sw/bin/env (stand-ins for busybox links),
+// and returns its path.
 func writeSystem(t *testing.T, dir string, c testConfig) string {
 	t.Helper()
-	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, d := range []string{"bin", "sw/bin"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, program := range []string{"sh", "env"} {
+		if err := os.WriteFile(filepath.Join(dir, "sw", "bin", program), nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), c.json(t), 0o644); err != nil {
 		t.Fatal(err)

@@ -3,15 +3,18 @@
 //
 //   - `init build-toplevel` is the builder of the system's toplevel derivation
 //     (guest/modules.nix): it lays out $out with init, bin/switch-to-configuration,
-//     config.json and nixos-version. See toplevel.go.
+//     config.json, nixos-version and sw/bin (busybox and its applets). See
+//     toplevel.go.
 //   - `…/bin/switch-to-configuration test|switch|boot|dry-activate` (a symlink to
 //     this binary inside a system) asks the running init to activate that system.
 //     See switch.go.
 //   - Anything else is PID 1 of a container started by systemd-nspawn as
 //     `$SYSTEM_PATH/init`: it applies the system's config.json (hostname,
-//     authorized keys, the hello service), reports READY=1, reaps zombies,
-//     serves the control socket and exits 0 on SIGRTMIN+3, SIGRTMIN+4, SIGTERM
-//     or SIGINT. See pid1.go.
+//     /bin/sh, /etc/passwd, /etc/group, /etc/shadow, /etc/profile, authorized
+//     keys, the hello service; see etc.go and users.go), reports READY=1,
+//     reaps zombies, serves the control socket and exits 0 on SIGRTMIN+3,
+//     SIGRTMIN+4, SIGTERM, SIGINT, SIGUSR1 or SIGUSR2 (busybox's reboot, halt,
+//     poweroff). See pid1.go.
 //
 // # Control socket protocol
 //
@@ -26,6 +29,7 @@
 // single line. Commands:
 //
 //	activate STOREPATH   Load STOREPATH/config.json and apply it live: hostname,
+//	                     /bin/sh and /etc (accounts, profile, hostname),
 //	                     authorized keys, the hello service (restarted on a new
 //	                     port, new message served at once), then point
 //	                     /run/current-system at STOREPATH. Answers "ok", or

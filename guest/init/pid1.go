@@ -14,8 +14,10 @@ import (
 const sigRTMIN = syscall.Signal(34)
 
 // stopSignals end init (and with it the container) with exit status 0.
+// SIGUSR1, SIGUSR2 and SIGTERM are what busybox's halt, poweroff and reboot
+// (in the system's sw/bin) send PID 1.
 func stopSignals() []os.Signal {
-	return []os.Signal{sigRTMIN + 3, sigRTMIN + 4, syscall.SIGTERM, syscall.SIGINT}
+	return []os.Signal{sigRTMIN + 3, sigRTMIN + 4, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGUSR2}
 }
 
 // runInit is PID 1 of the container. The host has set up the network;

@@ -46,6 +46,14 @@ func TestBoot(t *testing.T) {
 	if keys := readKeys(t, g); keys["root"] != "ssh-ed25519 R root\n" {
 		t.Errorf("authorized keys = %q", keys)
 	}
+	if target, err := os.Readlink(filepath.Join(g.root, "bin/sh")); err != nil || target != system+"/sw/bin/sh" {
+		t.Errorf("/bin/sh -> %q, %v", target, err)
+	}
+	for name, want := range map[string]string{"passwd": "root:x:0:0:", "hostname": "booted\n", "profile": "PATH="} {
+		if data, err := os.ReadFile(filepath.Join(g.root, "etc", name)); err != nil || !strings.Contains(string(data), want) {
+			t.Errorf("/etc/%s = %q, %v; want it to hold %q", name, data, err, want)
+		}
+	}
 	if got, err := hello(port); err != nil || got != "up\n" {
 		t.Errorf("hello = %q, %v", got, err)
 	}
@@ -75,12 +83,12 @@ func receive(t *testing.T, conn *net.UnixConn) string {
 }
 
 // Go lets init catch systemd's real-time stop signals (SIGRTMIN+3 is what
-// nspawn sends a NixOS container).
+// nspawn sends a NixOS container) and busybox halt's and poweroff's.
 func TestStopSignals(t *testing.T) {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, stopSignals()...)
 	defer signal.Stop(stop)
-	for _, sig := range []syscall.Signal{sigRTMIN + 3, sigRTMIN + 4} {
+	for _, sig := range []syscall.Signal{sigRTMIN + 3, sigRTMIN + 4, syscall.SIGUSR1, syscall.SIGUSR2} {
 		must(t, syscall.Kill(os.Getpid(), sig))
 		select {
 		case got := <-stop:

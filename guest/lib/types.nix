@@ -125,6 +125,14 @@ rec {
     merge = mergeEqualOption;
   };
 
+  # A value written into /etc/passwd, /etc/group or /etc/shadow, where a colon
+  # or a newline would break the line apart (NixOS's types.passwdEntry).
+  passwdEntry = entryType: entryType // {
+    name = "passwdEntry ${entryType.name}";
+    description = "${entryType.description}, not containing newlines or colons";
+    check = x: entryType.check x && match "[^:\n]*" x != null;
+  };
+
   lines = mkOptionType {
     name = "lines";
     description = "strings concatenated with \"\\n\"";
