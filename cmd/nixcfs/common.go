@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -117,15 +118,32 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// oneName parses flags and expects exactly one NAME.
-func oneName(fs *flag.FlagSet, args []string) (string, bool) {
+// parseArgs parses flags anywhere among the arguments and returns the positional ones.
+// exit is the status to leave with when parsing ended the verb (--help: 0, error: 1).
+func parseArgs(fs *flag.FlagSet, args []string) (pos []string, exit int, ok bool) {
 	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil, 0, false
+	}
 	if err != nil {
-		return "", false
+		return nil, 1, false
 	}
-	if len(pos) != 1 {
-		fmt.Fprintf(os.Stderr, "nixcfs %s: expected one container name\n", fs.Name())
-		return "", false
+	return pos, 0, true
+}
+
+// oneName parses flags and expects exactly one NAME.
+func oneName(fs *flag.FlagSet, args []string) (string, int, bool) {
+	pos, exit, ok := parseArgs(fs, args)
+	if !ok {
+		return "", exit, false
 	}
-	return pos[0], true
+	if len(pos) == 0 {
+		fmt.Fprintf(os.Stderr, "nixcfs: no container name specified\n")
+		return "", 1, false
+	}
+	if len(pos) > 1 {
+		fmt.Fprintf(os.Stderr, "nixcfs: %s takes one container name, not %q\n", fs.Name(), pos)
+		return "", 1, false
+	}
+	return pos[0], 0, true
 }

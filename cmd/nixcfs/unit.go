@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"strconv"
@@ -12,17 +11,17 @@ import (
 
 // cmdUnit runs one step of nixcfs's container@.service template:
 // `nixcfs unit prestart|start|reload|poststop [layout flags] NAME`.
-func cmdUnit(args []string) int {
+func cmdUnit(v verb, args []string) int {
 	if len(args) < 1 {
 		return fail("unit: expected prestart, start, reload or poststop")
 	}
 	step := args[0]
 	var lf layoutFlags
-	fs := flag.NewFlagSet("unit "+step, flag.ContinueOnError)
+	fs := v.flagSet()
 	lf.register(fs)
-	name, ok := oneName(fs, args[1:])
+	name, exit, ok := oneName(fs, args[1:])
 	if !ok {
-		return 2
+		return exit
 	}
 	l, err := lf.resolve()
 	if err != nil {

@@ -1,66 +1,173 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
+	"strings"
 
 	"nixcfs/ops"
+	"nixcfs/ops/nsenter"
 )
 
-func cmdList(args []string) int {
+// session is one verb's manager, container name and interruptible context.
+type session struct {
+	m    *ops.Manager
+	name string
+	pos  []string
+	ctx  context.Context
+	stop context.CancelFunc
+}
+
+func (s *session) close() {
+	if s.m != nil {
+		s.m.Close()
+	}
+	s.stop()
+}
+
+// open parses flags, checks that exactly one NAME was given when wantName, and opens
+// the manager. When it returns false the verb is over with the given exit status.
+func open(v verb, args []string, wantName bool, extra func(fs *flag.FlagSet)) (*session, int, bool) {
 	var mf managerFlags
-	fs := flag.NewFlagSet("list", flag.ContinueOnError)
+	fs := v.flagSet()
 	mf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	s := &session{}
+	if extra != nil {
+		extra(fs)
 	}
-	ctx, cancel := interruptible()
-	defer cancel()
-	m, err := mf.open(ctx)
+	var exit int
+	var ok bool
+	if wantName {
+		s.name, exit, ok = oneName(fs, args)
+	} else {
+		s.pos, exit, ok = parseArgs(fs, args)
+	}
+	if !ok {
+		return nil, exit, false
+	}
+	s.ctx, s.stop = interruptible()
+	m, err := mf.open(s.ctx)
 	if err != nil {
-		return fail("%v", err)
+		s.stop()
+		return nil, fail("%v", err), false
 	}
-	defer m.Close()
-	for _, n := range m.List() {
-		fmt.Println(n)
+	s.m = m
+	return s, 0, true
+}
+
+// exists checks NAME, with nixos-container's message (and "gone" for status).
+func (s *session) exists(verbName string) bool {
+	if s.m.Exists(s.name) {
+		return true
+	}
+	if verbName == "status" {
+		fmt.Println("gone")
+	}
+	fmt.Fprintf(os.Stderr, "nixcfs: container ‘%s’ does not exist\n", s.name)
+	return false
+}
+
+func jsonFlag(p *bool) func(*flag.FlagSet) {
+	return func(fs *flag.FlagSet) { fs.BoolVar(p, "json", false, "print JSON for scripts") }
+}
+
+func cmdList(v verb, args []string) int {
+	var asJSON bool
+	s, exit, ok := open(v, args, false, jsonFlag(&asJSON))
+	if !ok {
+		return exit
+	}
+	defer s.close()
+	if len(s.pos) > 0 {
+		return fail("list takes no container name")
+	}
+	if !asJSON {
+		for _, n := range s.m.List() {
+			fmt.Println(n)
+		}
+		return 0
+	}
+	all := []ops.Status{}
+	for _, n := range s.m.List() {
+		if st, err := s.m.Status(n); err == nil {
+			all = append(all, st)
+		}
+	}
+	return printJSON(all)
+}
+
+func printJSON(v any) int {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fail("%v", err)
 	}
 	return 0
 }
 
-func cmdCreate(args []string) int {
-	var mf managerFlags
-	var o ops.CreateOptions
-	fs := flag.NewFlagSet("create", flag.ContinueOnError)
-	mf.register(fs)
-	fs.StringVar(&o.Config, "config", "", "Nix text added to the default configuration.nix")
-	fs.StringVar(&o.ConfigFile, "config-file", "", "a file the default configuration.nix imports")
-	fs.StringVar(&o.SystemPath, "system-path", "", "an already built system to use")
-	fs.StringVar(&o.HostAddress, "host-address", "", "host side address of the veth pair")
-	fs.StringVar(&o.LocalAddress, "local-address", "", "container address")
-	fs.StringVar(&o.Bridge, "bridge", "", "host bridge to attach the container to")
-	fs.StringVar(&o.Port, "port", "", "port forwarding (systemd-nspawn --port)")
-	fs.BoolVar(&o.AutoStart, "auto-start", false, "start the container at boot")
-	fs.BoolVar(&o.EnsureUniqueName, "ensure-unique-name", false, "pick NAME-N when NAME is taken")
-	name, ok := oneName(fs, args)
+func cmdStatus(v verb, args []string) int {
+	var asJSON bool
+	s, exit, ok := open(v, args, true, jsonFlag(&asJSON))
 	if !ok {
-		return 2
+		return exit
 	}
-	ctx, cancel := interruptible()
-	defer cancel()
-	m, err := mf.open(ctx)
+	defer s.close()
+	if !s.exists("status") {
+		return 1
+	}
+	st, err := s.m.Status(s.name)
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer m.Close()
-	name, err = m.Create(ctx, name, o)
+	if asJSON {
+		return printJSON(st)
+	}
+	if st.State == "running" {
+		fmt.Println("up")
+	} else {
+		fmt.Println("down")
+	}
+	return 0
+}
+
+func cmdCreate(v verb, args []string) int {
+	var o ops.CreateOptions
+	s, exit, ok := open(v, args, true, func(fs *flag.FlagSet) {
+		fs.StringVar(&o.Config, "config", "", "Nix text added to the default configuration.nix")
+		fs.StringVar(&o.ConfigFile, "config-file", "", "a file the default configuration.nix imports")
+		fs.StringVar(&o.SystemPath, "system-path", "", "an already built system to use instead of building one")
+		fs.StringVar(&o.HostAddress, "host-address", "", "host side IPv4 address of the veth pair (default: next free 10.233.N.1)")
+		fs.StringVar(&o.LocalAddress, "local-address", "", "container IPv4 address (default: next free 10.233.N.2)")
+		fs.StringVar(&o.Bridge, "bridge", "", "attach the container's veth to this host bridge")
+		fs.StringVar(&o.Port, "port", "", "forward host ports, as systemd-nspawn --port (comma-separated)")
+		fs.BoolVar(&o.AutoStart, "auto-start", false, "start the container when the host boots")
+		fs.BoolVar(&o.EnsureUniqueName, "ensure-unique-name", false, "if NAME is taken, use NAME-0, NAME-1, ... and print the name used")
+	})
+	if !ok {
+		return exit
+	}
+	defer s.close()
+	name, err := s.m.Create(s.ctx, s.name, o)
 	if err != nil {
+		if errors.Is(err, ops.ErrExists) {
+			return fail("container ‘%s’ already exists", s.name)
+		}
+		if errors.Is(err, ops.ErrNameTooLong) {
+			return fail("container name ‘%s’ is too long", s.name)
+		}
+		if errors.Is(err, ops.ErrInvalidName) {
+			return fail("invalid container name")
+		}
 		return fail("%v", err)
 	}
-	st, _ := m.Status(name)
+	st, _ := s.m.Status(name)
 	fmt.Fprintf(os.Stderr, "host IP is %s, container IP is %s\n", st.HostAddress, st.LocalAddress)
-	if err := m.WaitBuilt(ctx, name); err != nil {
+	if err := s.m.WaitBuilt(s.ctx, name); err != nil {
 		return fail("failed to build initial container configuration: %v", err)
 	}
 	if o.EnsureUniqueName {
@@ -69,90 +176,216 @@ func cmdCreate(args []string) int {
 	return 0
 }
 
-func withContainer(verbName string, args []string, act func(m *ops.Manager, name string) int) int {
-	var mf managerFlags
-	fs := flag.NewFlagSet(verbName, flag.ContinueOnError)
-	mf.register(fs)
-	name, ok := oneName(fs, args)
+func cmdDestroy(v verb, args []string) int {
+	s, exit, ok := open(v, args, true, nil)
 	if !ok {
-		return 2
+		return exit
 	}
-	ctx, cancel := interruptible()
-	defer cancel()
-	m, err := mf.open(ctx)
+	defer s.close()
+	if !s.m.Exists(s.name) {
+		return 0 // as nixos-container: destroying what is gone succeeds
+	}
+	if st, _ := s.m.Status(s.name); st.Declarative {
+		return fail("cannot destroy declarative container (remove it from your configuration.nix instead)")
+	}
+	if st, _ := s.m.State(s.name); st == "running" || st == "starting" || st == "stopping" {
+		if err := s.m.Terminate(s.ctx, s.name); err != nil {
+			return fail("failed to terminate container: %v", err)
+		}
+	}
+	if err := s.m.Destroy(s.ctx, s.name); err != nil {
+		return fail("%v", err)
+	}
+	return 0
+}
+
+// unitVerb is start, stop, terminate and restart.
+func unitVerb(v verb, args []string) int {
+	s, exit, ok := open(v, args, true, nil)
+	if !ok {
+		return exit
+	}
+	defer s.close()
+	if !s.exists(v.name) {
+		return 1
+	}
+	act := map[string]func(context.Context, string) error{
+		"start": s.m.Start, "stop": s.m.Stop, "terminate": s.m.Terminate, "restart": s.m.Restart,
+	}[v.name]
+	if err := act(s.ctx, s.name); err != nil {
+		return fail("failed to %s container: %v", v.name, err)
+	}
+	return 0
+}
+
+func cmdUpdate(v verb, args []string) int {
+	var config, configFile string
+	s, exit, ok := open(v, args, true, func(fs *flag.FlagSet) {
+		fs.StringVar(&config, "config", "", "replace configuration.nix by the default one with this Nix text added")
+		fs.StringVar(&configFile, "config-file", "", "replace configuration.nix by the default one importing this file")
+	})
+	if !ok {
+		return exit
+	}
+	defer s.close()
+	if !s.exists(v.name) {
+		return 1
+	}
+	if config != "" && configFile != "" {
+		return fail("--config and --config-file are mutually incompatible. Please define on or the other, but not both")
+	}
+	running := func() bool { st, _ := s.m.State(s.name); return st == "running" }
+	wasRunning := running()
+	var err error
+	if config != "" || configFile != "" {
+		extra := config
+		if configFile != "" {
+			abs, aerr := absExisting(configFile)
+			if aerr != nil {
+				return fail("%v", aerr)
+			}
+			extra = "imports = [ " + abs + " ];"
+		}
+		if wasRunning {
+			fmt.Fprintln(os.Stderr, "reloading container...")
+		}
+		err = s.m.SetConfig(s.ctx, s.name, []byte(ops.DefaultConfig(s.name, extra)))
+	} else {
+		if wasRunning {
+			fmt.Fprintln(os.Stderr, "reloading container...")
+		}
+		err = s.m.Update(s.ctx, s.name)
+	}
+	if err != nil {
+		return fail("failed to build container configuration: %v", err)
+	}
+	return 0
+}
+
+var localAddrRE = regexp.MustCompile(`^([0-9.]+)`)
+
+func cmdShowIP(v verb, args []string) int {
+	s, exit, ok := open(v, args, true, nil)
+	if !ok {
+		return exit
+	}
+	defer s.close()
+	if !s.exists(v.name) {
+		return 1
+	}
+	conf, _ := s.m.Conf(s.name)
+	m := localAddrRE.FindString(conf.Get("LOCAL_ADDRESS"))
+	if m == "" {
+		return fail("cannot get IP address")
+	}
+	fmt.Println(m)
+	return 0
+}
+
+func cmdShowHostKey(v verb, args []string) int {
+	s, exit, ok := open(v, args, true, nil)
+	if !ok {
+		return exit
+	}
+	defer s.close()
+	if !s.exists(v.name) {
+		return 1
+	}
+	root := s.m.Layout().RootPath(s.name)
+	for _, k := range []string{"ssh_host_ed25519_key.pub", "ssh_host_ecdsa_key.pub"} {
+		if data, err := os.ReadFile(root + "/etc/ssh/" + k); err == nil {
+			os.Stdout.Write(data)
+			return 0
+		}
+	}
+	return 1
+}
+
+// leader opens the manager and returns the running container's init PID.
+func leaderFor(v verb, args []string) (name string, pos []string, leader int, exit int, ok bool) {
+	s, exit, ok := open(v, args, false, nil)
+	if !ok {
+		return "", nil, 0, exit, false
+	}
+	defer s.close()
+	if len(s.pos) == 0 {
+		return "", nil, 0, fail("no container name specified"), false
+	}
+	s.name = s.pos[0]
+	if !s.exists(v.name) {
+		return "", nil, 0, 1, false
+	}
+	st, _ := s.m.Status(s.name)
+	if st.State != "running" || st.Leader == 0 {
+		return "", nil, 0, fail("container ‘%s’ is not running", s.name), false
+	}
+	return s.name, s.pos[1:], st.Leader, 0, true
+}
+
+// Where NixOS (and the guest system) keep su and login.
+var (
+	suPaths    = []string{"/run/wrappers/bin/su", "/run/current-system/sw/bin/su", "/bin/su"}
+	loginPaths = []string{"/run/current-system/sw/bin/login", "/bin/login"}
+)
+
+func containerEnv() []string {
+	env := []string{"PATH=/run/wrappers/bin:/run/current-system/sw/bin:/bin"}
+	if t := os.Getenv("TERM"); t != "" {
+		env = append(env, "TERM="+t)
+	}
+	return env
+}
+
+// cmdLogin is login (the container's login prompt) and root-login (`su root -l`).
+func cmdLogin(v verb, args []string) int {
+	_, rest, leader, exit, ok := leaderFor(v, args)
+	if !ok {
+		return exit
+	}
+	if len(rest) > 0 {
+		return fail("%s takes one container name", v.name)
+	}
+	paths, argv := suPaths, []string{"root", "-l"}
+	if v.name == "login" {
+		paths, argv = loginPaths, nil
+	}
+	bin, err := nsenter.Find(leader, paths...)
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer m.Close()
-	if !m.Exists(name) {
-		if verbName == "status" {
-			fmt.Println("gone")
-		}
-		return fail("container ‘%s’ does not exist", name)
+	return fail("%v", nsenter.Exec(leader, append([]string{bin}, argv...), containerEnv()))
+}
+
+// cmdRun runs COMMAND as root through `su root -l -c 'exec COMMAND'`, as nixos-container.
+func cmdRun(v verb, args []string) int {
+	_, rest, leader, exit, ok := leaderFor(v, args)
+	if !ok {
+		return exit
 	}
-	return act(m, name)
+	if len(rest) == 0 {
+		return fail("run: no command given (nixcfs run NAME -- COMMAND...)")
+	}
+	quoted := make([]string, len(rest))
+	for i, a := range rest {
+		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	su, err := nsenter.Find(leader, suPaths...)
+	if err != nil {
+		return fail("%v", err)
+	}
+	return fail("%v", nsenter.Exec(leader, []string{su, "root", "-l", "-c", "exec " + strings.Join(quoted, " ")}, containerEnv()))
 }
 
-func cmdDestroy(args []string) int {
-	return withContainer("destroy", args, func(m *ops.Manager, name string) int {
-		ctx, cancel := interruptible()
-		defer cancel()
-		if st, _ := m.State(name); st == "running" || st == "starting" || st == "stopping" {
-			if err := m.Terminate(ctx, name); err != nil {
-				return fail("failed to terminate container: %v", err)
-			}
-		}
-		if err := m.Destroy(ctx, name); err != nil {
-			if errors.Is(err, ops.ErrDeclarative) {
-				return fail("cannot destroy declarative container (remove it from your configuration.nix instead)")
-			}
-			return fail("%v", err)
-		}
-		return 0
-	})
-}
-
-func cmdStart(args []string) int {
-	return withContainer("start", args, func(m *ops.Manager, name string) int {
-		ctx, cancel := interruptible()
-		defer cancel()
-		if err := m.Start(ctx, name); err != nil {
-			return fail("failed to start container: %v", err)
-		}
-		return 0
-	})
-}
-
-func cmdStop(args []string) int {
-	return withContainer("stop", args, func(m *ops.Manager, name string) int {
-		ctx, cancel := interruptible()
-		defer cancel()
-		if err := m.Stop(ctx, name); err != nil {
-			return fail("failed to stop container: %v", err)
-		}
-		return 0
-	})
-}
-
-func cmdStatus(args []string) int {
-	return withContainer("status", args, func(m *ops.Manager, name string) int {
-		st, _ := m.State(name)
-		if st == "running" {
-			fmt.Println("up")
-		} else {
-			fmt.Println("down")
-		}
-		return 0
-	})
-}
-
-func cmdUpdate(args []string) int {
-	return withContainer("update", args, func(m *ops.Manager, name string) int {
-		ctx, cancel := interruptible()
-		defer cancel()
-		if err := m.Update(ctx, name); err != nil {
-			return fail("failed to build container configuration: %v", err)
-		}
-		return 0
-	})
+func absExisting(p string) (string, error) {
+	if _, err := os.Stat(p); err != nil {
+		return "", err
+	}
+	if strings.HasPrefix(p, "/") {
+		return p, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	return wd + "/" + p, nil
 }

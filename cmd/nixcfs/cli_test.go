@@ -1,0 +1,228 @@
+package main
+
+// The command line against the real stack, inside the test host (NIXCFS_TESTHOST=1):
+// the nixcfs binary ($NIXCFS_BIN) builds the guest system ($NIXCFS_GUEST), starts it
+// under systemd and enters it. Elsewhere these tests skip.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+type cliResult struct {
+	stdout, stderr string
+	code           int
+}
+
+func nixcfs(t *testing.T, stdin string, args ...string) cliResult {
+	t.Helper()
+	cmd := exec.Command(os.Getenv("NIXCFS_BIN"), args...)
+	cmd.Env = append(os.Environ(), "NIXCFS_NIXOS_PATH="+os.Getenv("NIXCFS_GUEST"))
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("nixcfs %v: %v", args, err)
+	}
+	return cliResult{out.String(), errb.String(), code}
+}
+
+// must runs a verb that has to succeed.
+func must(t *testing.T, args ...string) cliResult {
+	t.Helper()
+	r := nixcfs(t, "", args...)
+	if r.code != 0 {
+		t.Fatalf("nixcfs %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+func requireTestHost(t *testing.T) {
+	if os.Getenv("NIXCFS_TESTHOST") != "1" {
+		t.Skip("integration test: runs inside the test host (make integration-test)")
+	}
+	if os.Getenv("NIXCFS_BIN") == "" || os.Getenv("NIXCFS_GUEST") == "" {
+		t.Fatal("NIXCFS_BIN and NIXCFS_GUEST must be set")
+	}
+}
+
+func helloGet(t *testing.T, addr string) string {
+	t.Helper()
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatalf("GET %s: %v", addr, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(b))
+}
+
+func TestCLIVerbs(t *testing.T) {
+	requireTestHost(t)
+	t.Cleanup(func() { nixcfs(t, "", "destroy", "cli1") })
+	r := must(t, "create", "cli1", "--config", `services.hello = { enable = true; message = "from the cli"; };`)
+	m := regexp.MustCompile(`^host IP is (10\.233\.\d+\.1), container IP is (10\.233\.\d+\.2)\n$`).FindStringSubmatch(r.stderr)
+	if m == nil {
+		t.Fatalf("create's stderr: %q", r.stderr)
+	}
+	addr := m[2]
+	if r := must(t, "list"); !strings.Contains(r.stdout, "cli1\n") {
+		t.Errorf("list: %q", r.stdout)
+	}
+	if r := must(t, "status", "cli1"); r.stdout != "down\n" {
+		t.Errorf("status before start: %q", r.stdout)
+	}
+	if r := must(t, "show-ip", "cli1"); r.stdout != addr+"\n" {
+		t.Errorf("show-ip: %q, want %s", r.stdout, addr)
+	}
+	must(t, "start", "cli1")
+	if r := must(t, "status", "cli1"); r.stdout != "up\n" {
+		t.Errorf("status after start: %q", r.stdout)
+	}
+	if got := helloGet(t, addr); got != "from the cli" {
+		t.Errorf("hello: %q", got)
+	}
+
+	// run: exit status, stdout, stdin, arguments with spaces and quotes.
+	if r := nixcfs(t, "", "run", "cli1", "--", "sh", "-c", "exit 7"); r.code != 7 {
+		t.Errorf("run exit 7: got %d (%s)", r.code, r.stderr)
+	}
+	if r := must(t, "run", "cli1", "--", "hostname"); strings.TrimSpace(r.stdout) != "cli1" {
+		t.Errorf("run hostname: %q", r.stdout)
+	}
+	if r := nixcfs(t, "piped in\n", "run", "cli1", "--", "cat"); r.stdout != "piped in\n" {
+		t.Errorf("run cat with stdin: %q %s", r.stdout, r.stderr)
+	}
+	if r := must(t, "run", "cli1", "--", "echo", "it's", "two words"); r.stdout != "it's two words\n" {
+		t.Errorf("run quoting: %q", r.stdout)
+	}
+	if r := nixcfs(t, "", "run", "cli1", "--", "sh", "-c", "echo oops >&2; exit 3"); r.code != 3 || r.stderr != "oops\n" {
+		t.Errorf("run stderr: %d %q", r.code, r.stderr)
+	}
+
+	// update: new config applied without restart.
+	var before, after struct{ Leader int }
+	json.Unmarshal([]byte(must(t, "status", "cli1", "--json").stdout), &before)
+	r = must(t, "update", "cli1", "--config", `services.hello = { enable = true; message = "updated"; };`)
+	if !strings.Contains(r.stderr, "reloading container...") {
+		t.Errorf("update's stderr: %q", r.stderr)
+	}
+	if got := helloGet(t, addr); got != "updated" {
+		t.Errorf("hello after update: %q", got)
+	}
+	json.Unmarshal([]byte(must(t, "status", "cli1", "--json").stdout), &after)
+	if before.Leader == 0 || before.Leader != after.Leader {
+		t.Errorf("update restarted the container: leader %d -> %d", before.Leader, after.Leader)
+	}
+
+	var list []struct {
+		Name         string `json:"name"`
+		State        string `json:"state"`
+		LocalAddress string `json:"local_address"`
+	}
+	if err := json.Unmarshal([]byte(must(t, "list", "--json").stdout), &list); err != nil ||
+		len(list) != 1 || list[0].Name != "cli1" || list[0].State != "running" || list[0].LocalAddress != addr {
+		t.Errorf("list --json: %v %+v", err, list)
+	}
+
+	if r := nixcfs(t, "", "show-host-key", "cli1"); r.code != 1 {
+		t.Errorf("show-host-key without a key: exit %d", r.code)
+	}
+	must(t, "restart", "cli1")
+	if got := helloGet(t, addr); got != "updated" {
+		t.Errorf("hello after restart: %q", got)
+	}
+	must(t, "terminate", "cli1")
+	if r := must(t, "status", "cli1"); r.stdout != "down\n" {
+		t.Errorf("status after terminate: %q", r.stdout)
+	}
+	must(t, "start", "cli1")
+	must(t, "stop", "cli1")
+	must(t, "destroy", "cli1")
+	if r := nixcfs(t, "", "status", "cli1"); r.stdout != "gone\n" || r.code == 0 {
+		t.Errorf("status after destroy: %q exit %d", r.stdout, r.code)
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	requireTestHost(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"create", "waytoolongname"}, "nixcfs: container name ‘waytoolongname’ is too long\n"},
+		{[]string{"create", "bad.name"}, "nixcfs: invalid container name\n"},
+		{[]string{"start", "nosuch"}, "nixcfs: container ‘nosuch’ does not exist\n"},
+		{[]string{"run", "nosuch", "--", "true"}, "nixcfs: container ‘nosuch’ does not exist\n"},
+		{[]string{"frobnicate"}, "nixcfs: unknown action ‘frobnicate’\n"},
+		{[]string{"create", "x", "--config", "a", "--config-file", "/etc/hostname"}, "mutually incompatible"},
+	} {
+		r := nixcfs(t, "", tc.args...)
+		if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("nixcfs %v: exit %d, stderr %q, want %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+	if r := nixcfs(t, "", "start", "--help"); r.code != 0 || !strings.Contains(r.stderr, "Usage: nixcfs start NAME") {
+		t.Errorf("start --help: %d %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat("/etc/nixos-containers/x.conf"); err == nil {
+		t.Error("a refused create left x.conf")
+	}
+}
+
+// root-login on a real terminal: tmux gives it a pty; the shell runs hostname, the
+// screen shows the answer, and `exit` ends the session.
+func TestRootLoginThroughTmux(t *testing.T) {
+	requireTestHost(t)
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Fatal("tmux is needed (make deps installs it)")
+	}
+	t.Cleanup(func() { nixcfs(t, "", "destroy", "cli2") })
+	must(t, "create", "cli2")
+	must(t, "start", "cli2")
+	session := fmt.Sprintf("nixcfs-test-%d", os.Getpid())
+	bin := os.Getenv("NIXCFS_BIN")
+	tmux := func(args ...string) string {
+		out, err := exec.Command("tmux", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30",
+		"sh -c '"+bin+" root-login cli2; echo root-login exited $?; sleep 60'")
+	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", session).Run() })
+	screenHas := func(want string) string {
+		deadline := time.Now().Add(10 * time.Second)
+		var screen string
+		for time.Now().Before(deadline) {
+			screen = tmux("capture-pane", "-p", "-t", session)
+			if strings.Contains(screen, want) {
+				return screen
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("screen never showed %q:\n%s", want, screen)
+		return ""
+	}
+	time.Sleep(300 * time.Millisecond)
+	// Only the shell's output, not the typed line, holds "marker-42" and "host=cli2".
+	tmux("send-keys", "-t", session, "echo marker-$((6*7)) host=$(hostname) uid=$(id -u)", "Enter")
+	screenHas("marker-42 host=cli2 uid=0")
+	tmux("send-keys", "-t", session, "exit 5", "Enter")
+	screenHas("root-login exited 5")
+}

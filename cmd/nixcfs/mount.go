@@ -1,0 +1,211 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	nixfs "nixcfs/fs"
+	"nixcfs/ops"
+)
+
+const defaultMountpoint = "/mnt/nixc"
+
+const mountHelp = `Usage: nixcfs mount [flags] [MOUNTPOINT]
+
+Serves the host's NixOS containers as a filesystem at MOUNTPOINT (default %s),
+until SIGINT or SIGTERM, which unmount it. Each container is a directory:
+
+  mkdir MNT/foo                     create foo and build its system in the background
+  echo start > MNT/foo/state        start foo; returns once it is up (stop, restart,
+                                    reload, terminate likewise)
+  vim MNT/foo/config.nix            edit its configuration.nix; closing the file builds
+                                    it and switches a running container (EIO on failure)
+  cat MNT/foo/status MNT/foo/log    inspect it (also address, host-address, build.log)
+  rmdir MNT/foo                     destroy it (EBUSY while it runs)
+  cat MNT/events                    follow every change as it happens
+
+It works on nixos-container's own files, so both tools drive the same containers.
+
+The mount point must be an existing directory that is not already a mount. Mounting
+needs /dev/fuse and root. Tell systemd it is ready with Type=notify: it sends READY=1
+once the filesystem is mounted. Logs go to stderr, readable on a terminal, JSON lines
+otherwise.
+
+Flags:
+`
+
+// cmdMount serves the containers at a mount point until a signal or an outside
+// umount ends it.
+func cmdMount(v verb, args []string) int {
+	var mf managerFlags
+	var allowOther, debug bool
+	fs := v.flagSet()
+	mf.register(fs)
+	fs.BoolVar(&allowOther, "allow-other", false, "let other users read the files (never write them)")
+	fs.BoolVar(&debug, "debug-fuse", false, "log every FUSE request")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), mountHelp, defaultMountpoint)
+		fs.PrintDefaults()
+	}
+	pos, exit, ok := parseArgs(fs, args)
+	if !ok {
+		return exit
+	}
+	if len(pos) > 1 {
+		return fail("mount takes one mount point, not %q", pos)
+	}
+	mountpoint := defaultMountpoint
+	if len(pos) == 1 {
+		mountpoint = pos[0]
+	}
+	mountpoint, err := usableMountpoint(mountpoint)
+	if err != nil {
+		return fail("%v", err)
+	}
+	log, err := daemonLogger(mf.logLevel)
+	if err != nil {
+		return fail("%v", err)
+	}
+	layout, err := mf.resolve()
+	if err != nil {
+		return fail("%v", err)
+	}
+
+	ctx, stop := interruptible()
+	defer stop()
+	m, err := ops.New(ctx, ops.Options{Layout: layout, NixOSPath: mf.nixosPath, Log: log})
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer m.Close()
+	server, err := nixfs.Mount(mountpoint, m, nixfs.Options{AllowOther: allowOther, Debug: debug, Log: log})
+	if err != nil {
+		return fail("mount %s: %v", mountpoint, err)
+	}
+	log.Info().Str("mountpoint", mountpoint).Str("conf_dir", layout.ConfDir).Msg("mounted")
+	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+		log.Warn().Err(err).Msg("sd_notify")
+	}
+
+	unmounted := make(chan struct{})
+	go func() {
+		server.Wait()
+		close(unmounted)
+	}()
+	select {
+	case <-unmounted:
+		log.Info().Str("mountpoint", mountpoint).Msg("unmounted from outside")
+		return 0
+	case <-ctx.Done():
+	}
+	daemon.SdNotify(false, daemon.SdNotifyStopping)
+	if err := server.Unmount(); err != nil {
+		// Busy: a shell sits in it, or a file is open. Detach it, so that it vanishes
+		// from the namespace now and from the kernel once the last user lets go.
+		log.Warn().Err(err).Str("mountpoint", mountpoint).Msg("mount busy; detaching it")
+		if err := unix.Unmount(mountpoint, unix.MNT_DETACH); err != nil {
+			return fail("unmount %s: %v", mountpoint, err)
+		}
+	}
+	log.Info().Str("mountpoint", mountpoint).Msg("unmounted")
+	return 0
+}
+
+// usableMountpoint checks, before anything is started, that path can be mounted on,
+// and returns it absolute.
+func usableMountpoint(path string) (string, error) {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		return "", errors.New("/dev/fuse is missing: load the fuse module (modprobe fuse), or pass the device into this container")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(abs)
+	switch {
+	case errors.Is(err, unix.ENOTCONN):
+		return "", fmt.Errorf("%s is a dead FUSE mount (its server is gone): umount %s first", abs, abs)
+	case errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("mount point %s does not exist (mkdir -p %s)", abs, abs)
+	case err != nil:
+		return "", err
+	case !fi.IsDir():
+		return "", fmt.Errorf("mount point %s is not a directory", abs)
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	if fstype, mounted := mountedAt(abs); mounted {
+		return "", fmt.Errorf("%s is busy: a %s filesystem is already mounted there (another nixcfs mount?)", abs, fstype)
+	}
+	return abs, nil
+}
+
+// mountedAt tells whether something is mounted at path, and what, from
+// /proc/self/mountinfo.
+func mountedAt(path string) (fstype string, mounted bool) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+		fields := strings.Fields(line)
+		sep := -1
+		for i, f := range fields {
+			if f == "-" {
+				sep = i
+				break
+			}
+		}
+		if len(fields) < 5 || sep < 0 || sep+1 >= len(fields) {
+			continue
+		}
+		if unescapeMountinfo(fields[4]) == path {
+			return fields[sep+1], true
+		}
+	}
+	return "", false
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space) of mountinfo paths.
+func unescapeMountinfo(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var c byte
+			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &c); err == nil {
+				b.WriteByte(c)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// daemonLogger logs readable lines on a terminal and JSON lines for journald and
+// collectors otherwise.
+func daemonLogger(level string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Logger{}, fmt.Errorf("--log-level: %w", err)
+	}
+	var log zerolog.Logger
+	if isatty.IsTerminal(os.Stderr.Fd()) {
+		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly})
+	} else {
+		log = zerolog.New(os.Stderr)
+	}
+	return log.Level(lvl).With().Timestamp().Logger(), nil
+}

@@ -1,0 +1,107 @@
+// Package nsenter runs a command inside a running container's namespaces, as
+// nixos-container's `nsenter -t LEADER -m -u -i -n -p` does, without the nsenter binary.
+//
+// A Go process cannot join a mount namespace once its runtime has started threads, so
+// the joining happens in C before the runtime starts: Exec re-executes this program as
+// `PROG __nsenter PID CMD...`; the constructor below sees that, joins PID's namespaces,
+// forks (a new PID namespace applies to children only), and the child execs CMD. The
+// parent waits and exits with the child's status, so exit codes pass through.
+package nsenter
+
+/*
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void nixcfs_die(const char *what, const char *arg) {
+	fprintf(stderr, "nixcfs: enter container: %s %s: %s\n", what, arg, strerror(errno));
+	_exit(126);
+}
+
+__attribute__((constructor)) static void nixcfs_nsenter(int argc, char **argv, char **envp) {
+	if (argc < 4 || strcmp(argv[1], "__nsenter") != 0)
+		return;
+	const char *pid = argv[2];
+	// The mount namespace last: after it, /proc/PID is the container's view.
+	static const char *kinds[] = {"cgroup", "ipc", "uts", "net", "pid", "mnt"};
+	int fds[6];
+	char path[64];
+	for (int i = 0; i < 6; i++) {
+		snprintf(path, sizeof path, "/proc/%s/ns/%s", pid, kinds[i]);
+		fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+		if (fds[i] < 0 && !(errno == ENOENT && i == 0))
+			nixcfs_die("open", path);
+	}
+	for (int i = 0; i < 6; i++) {
+		if (fds[i] >= 0 && setns(fds[i], 0) < 0)
+			nixcfs_die("join namespace", kinds[i]);
+		if (fds[i] >= 0)
+			close(fds[i]);
+	}
+	if (chdir("/") < 0)
+		nixcfs_die("chdir", "/");
+	pid_t child = fork();
+	if (child < 0)
+		nixcfs_die("fork", "");
+	if (child == 0) {
+		execve(argv[3], argv + 3, envp);
+		nixcfs_die("exec", argv[3]);
+	}
+	// The terminal's job-control signals are for the command, not for this waiter.
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	int status;
+	while (waitpid(child, &status, 0) < 0) {
+		if (errno != EINTR)
+			nixcfs_die("wait", "");
+	}
+	if (WIFEXITED(status))
+		_exit(WEXITSTATUS(status));
+	if (WIFSIGNALED(status))
+		_exit(128 + WTERMSIG(status));
+	_exit(1);
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+)
+
+// Exec replaces this process with argv run inside the namespaces of pid; argv[0] must
+// be an absolute path inside the container. It returns only on failure.
+func Exec(pid int, argv []string, env []string) error {
+	if len(argv) == 0 || !filepath.IsAbs(argv[0]) {
+		return fmt.Errorf("enter container: command must be an absolute path")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	args := append([]string{self, "__nsenter", strconv.Itoa(pid)}, argv...)
+	return syscall.Exec(self, args, env)
+}
+
+// Find returns the first of candidates that exists inside the container whose leader
+// is pid, looked up from the host through /proc/PID/root.
+func Find(pid int, candidates ...string) (string, error) {
+	for _, c := range candidates {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d/root%s", pid, c)); err == nil {
+			return c, nil
+		}
+	}
+	return "", fmt.Errorf("none of %v exists in the container", candidates)
+}
