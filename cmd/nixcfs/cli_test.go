@@ -225,4 +225,9 @@ func TestRootLoginThroughTmux(t *testing.T) {
 	screenHas("marker-42 host=cli2 uid=0")
 	tmux("send-keys", "-t", session, "exit 5", "Enter")
 	screenHas("root-login exited 5")
+
+	// login shows the container's login prompt.
+	exec.Command("tmux", "kill-session", "-t", session).Run()
+	tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", bin+" login cli2")
+	screenHas("cli2 login:")
 }
