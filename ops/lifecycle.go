@@ -17,6 +17,7 @@ type CreateOptions struct {
 	ConfigFile       string // imported from the default configuration.nix
 	ConfigText       string // the whole configuration.nix, instead of the template
 	SystemPath       string // an already built system: no build
+	Flake            string // FLAKE[#ATTR]: build nixosConfigurations.ATTR (default NAME)
 	HostAddress      string
 	LocalAddress     string
 	Bridge           string
@@ -43,6 +44,17 @@ func (m *Manager) Create(ctx context.Context, name string, o CreateOptions) (str
 	}
 	if o.Config != "" && o.ConfigFile != "" {
 		return "", fmt.Errorf("%w: --config and --config-file are mutually incompatible", ErrInvalid)
+	}
+	if o.Flake != "" {
+		if !strings.Contains(o.Flake, "#") {
+			o.Flake += "#" + name
+		}
+		if _, _, err := splitFlake(o.Flake); err != nil {
+			return "", err
+		}
+		if err := CheckFlakes(); err != nil {
+			return "", err
+		}
 	}
 	configFile := ""
 	if o.ConfigFile != "" {
@@ -123,6 +135,9 @@ func (m *Manager) Create(ctx context.Context, name string, o CreateOptions) (str
 		return "", fmt.Errorf("create %s: %w", name, err)
 	}
 	conf := newConf(hostAddr, localAddr, o.Bridge, o.Port, o.AutoStart)
+	if o.Flake != "" {
+		conf.Set("FLAKE", o.Flake)
+	}
 	if err := writeFileAtomic(m.l.ConfPath(name), conf.Bytes(), 0o644); err != nil {
 		undo()
 		return "", fmt.Errorf("create %s: %w", name, err)
@@ -141,9 +156,18 @@ func (m *Manager) Create(ctx context.Context, name string, o CreateOptions) (str
 		if o.SystemPath != "" {
 			return m.builder.setSystem(ctx, m.l.ProfilePath(name), o.SystemPath, m.l.BuildLogPath(name))
 		}
-		return m.builder.build(ctx, m.l.ProfilePath(name), m.l.GCRootPath(name), m.l.ConfigPath(name), m.l.BuildLogPath(name))
+		return m.buildSystem(ctx, name, conf)
 	})
 	return name, nil
+}
+
+// buildSystem builds the container's system from its flake (FLAKE in the conf file)
+// or from its configuration.nix.
+func (m *Manager) buildSystem(ctx context.Context, name string, conf Conf) error {
+	if flake := conf.Get("FLAKE"); flake != "" {
+		return m.builder.buildFlake(ctx, m.l.ProfilePath(name), m.l.GCRootPath(name), flake, m.l.BuildLogPath(name))
+	}
+	return m.builder.build(ctx, m.l.ProfilePath(name), m.l.GCRootPath(name), m.l.ConfigPath(name), m.l.BuildLogPath(name))
 }
 
 func (m *Manager) writeInitialFiles(name string, o CreateOptions, configFile string) error {
@@ -315,8 +339,12 @@ func (m *Manager) Update(ctx context.Context, name string) error {
 	m.mu.Lock()
 	c.buildDone = make(chan struct{})
 	m.mu.Unlock()
+	conf, err := m.Conf(name)
+	if err != nil {
+		return err
+	}
 	m.startBuild(c, func(ctx context.Context) error {
-		if err := m.builder.build(ctx, m.l.ProfilePath(name), m.l.GCRootPath(name), m.l.ConfigPath(name), m.l.BuildLogPath(name)); err != nil {
+		if err := m.buildSystem(ctx, name, conf); err != nil {
 			return err
 		}
 		if st, _ := m.State(name); st == "running" {

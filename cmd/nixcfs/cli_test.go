@@ -231,3 +231,38 @@ func TestRootLoginThroughTmux(t *testing.T) {
 	tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", bin+" login cli2")
 	screenHas("cli2 login:")
 }
+
+// --flake builds nixosConfigurations.NAME of a flake with the nix command; the flake
+// here wraps the guest system, copied into it because flakes evaluate purely.
+func TestCLIFlake(t *testing.T) {
+	requireTestHost(t)
+	dir := t.TempDir()
+	guest := os.Getenv("NIXCFS_GUEST")
+	for _, c := range [][]string{{"cp", "-r", guest, dir + "/guest"}, {"cp", "/bin/busybox", dir + "/busybox"}} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", c, err, out)
+		}
+	}
+	os.WriteFile(dir+"/configuration.nix", []byte(`{ lib, ... }: { boot.isContainer = true; networking.hostName = "flaky";
+  services.hello = { enable = true; message = "from a flake"; }; }`), 0o644)
+	os.WriteFile(dir+"/flake.nix", []byte(`{ outputs = { self }: {
+  nixosConfigurations.fl = import ./guest { configuration = ./configuration.nix; busybox = ./busybox; system = "x86_64-linux"; };
+}; }`), 0o644)
+	t.Cleanup(func() { nixcfs(t, "", "destroy", "fl") })
+	r := nixcfs(t, "", "create", "fl", "--flake", dir)
+	if r.code != 0 {
+		t.Fatalf("create --flake: %d\n%s", r.code, r.stderr)
+	}
+	conf, _ := os.ReadFile("/etc/nixos-containers/fl.conf")
+	if !strings.Contains(string(conf), "FLAKE="+dir+"#fl\n") {
+		t.Errorf("conf lacks FLAKE:\n%s", conf)
+	}
+	must(t, "start", "fl")
+	if got := helloGet(t, strings.TrimSpace(must(t, "show-ip", "fl").stdout)); got != "from a flake" {
+		t.Errorf("hello: %q", got)
+	}
+	must(t, "stop", "fl")
+	if r := nixcfs(t, "", "create", "fl2", "--flake", dir+"#"); r.code == 0 || !strings.Contains(r.stderr, "want FLAKE#ATTR") {
+		t.Errorf("bad flake reference: %d %q", r.code, r.stderr)
+	}
+}

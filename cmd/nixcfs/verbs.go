@@ -147,6 +147,7 @@ func cmdCreate(v verb, args []string) int {
 		fs.StringVar(&o.Port, "port", "", "forward host ports, as systemd-nspawn --port (comma-separated)")
 		fs.BoolVar(&o.AutoStart, "auto-start", false, "start the container when the host boots")
 		fs.BoolVar(&o.EnsureUniqueName, "ensure-unique-name", false, "if NAME is taken, use NAME-0, NAME-1, ... and print the name used")
+		fs.StringVar(&o.Flake, "flake", "", "build FLAKE#nixosConfigurations.ATTR (ATTR defaults to NAME) instead of configuration.nix")
 	})
 	if !ok {
 		return exit
