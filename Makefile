@@ -47,8 +47,9 @@ integration-test: test-binaries
 
 test: deps vet unit-test integration-test
 
-bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+# Figures for speed and memory, on the real stack inside the test host.
+bench: deps test-binaries
+	testhost/run.sh testhost/bench.sh $(BUILD)/tests
 
 demo: deps build
 	testhost/demo.sh
