@@ -36,9 +36,9 @@ until SIGINT or SIGTERM, which unmount it. Each container is a directory:
 It works on nixos-container's own files, so both tools drive the same containers.
 
 The mount point must be an existing directory that is not already a mount. Mounting
-needs /dev/fuse and root. Tell systemd it is ready with Type=notify: it sends READY=1
-once the filesystem is mounted. Logs go to stderr, readable on a terminal, JSON lines
-otherwise.
+needs /dev/fuse and root. Only root may write; with --allow-other other users may
+read. Under systemd use Type=notify: READY=1 is sent once the filesystem is mounted.
+Logs go to stderr: readable lines on a terminal, JSON lines otherwise (journald).
 
 Flags:
 `

@@ -1,0 +1,50 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+)
+
+// addressFile is NAME/address (the container's IPv4 address) or NAME/host-address
+// (the host side of the veth pair). A new address is taken while the container is
+// stopped: EBUSY while it runs, EINVAL for no IPv4 address, EADDRINUSE when another
+// container has it.
+type addressFile struct {
+	valueFile
+	host bool
+}
+
+func newAddressFile(c *container, host bool) *addressFile {
+	n := &addressFile{valueFile: valueFile{c: c, mode: modeRW}, host: host}
+	n.value = func() (string, error) {
+		st, err := c.b.Status(c.name)
+		if host {
+			return st.HostAddress + "\n", err
+		}
+		return st.LocalAddress + "\n", err
+	}
+	return n
+}
+
+var _ = (gofs.NodeWriter)((*addressFile)(nil))
+
+func (n *addressFile) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	addr, ok := writtenValue(data)
+	if !ok {
+		return 0, syscall.EINVAL
+	}
+	hostAddr, localAddr := "", addr
+	if n.host {
+		hostAddr, localAddr = addr, ""
+	}
+	// It may wait for nixos-container's address lock.
+	err := interruptible(ctx, func(ctx context.Context) error {
+		return n.c.b.SetAddresses(ctx, n.c.name, hostAddr, localAddr)
+	})
+	if err != nil {
+		return 0, errnoOf(err)
+	}
+	return uint32(len(data)), 0
+}

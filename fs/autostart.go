@@ -1,0 +1,37 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+)
+
+// autostartFile is NAME/autostart: 1 if the container starts at boot (AUTO_START), 0
+// if not.
+type autostartFile struct{ valueFile }
+
+func newAutostartFile(c *container) *autostartFile {
+	n := &autostartFile{valueFile{c: c, mode: modeRW}}
+	n.value = func() (string, error) {
+		st, err := c.b.Status(c.name)
+		if st.Autostart {
+			return "1\n", err
+		}
+		return "0\n", err
+	}
+	return n
+}
+
+var _ = (gofs.NodeWriter)((*autostartFile)(nil))
+
+func (n *autostartFile) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	v, ok := writtenValue(data)
+	if !ok || v != "0" && v != "1" {
+		return 0, syscall.EINVAL
+	}
+	if err := n.c.b.SetAutostart(n.c.name, v == "1"); err != nil {
+		return 0, errnoOf(err)
+	}
+	return uint32(len(data)), 0
+}

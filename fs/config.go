@@ -1,0 +1,256 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// configFile is config.nix, and every scratch file of the container directory: one Go
+// type, because editors and sed -i turn one into the other by renaming.
+//
+// Reads of config.nix show the container's configuration.nix. Each open handle writes
+// into its own buffer (O_TRUNC arrives as SETATTR size 0 before any data); the text is
+// committed when a handle that wrote is flushed (close): written, built, switched.
+// Close returns after that, EIO if the build failed, and the new text stays. A scratch
+// file keeps its text in memory instead.
+type configFile struct {
+	gofs.Inode
+	c *container
+
+	mu       sync.Mutex
+	isConfig bool // named config.nix
+	scratch  []byte
+	mode     uint32 // of a scratch file; config.nix is always modeRW
+	mtime    time.Time
+	writers  map[*configHandle]bool
+	pending  *configHandle // last writer with unflushed text: its size is the file's
+}
+
+func newConfigFile(c *container, isConfig bool, mode uint32) *configFile {
+	return &configFile{c: c, isConfig: isConfig, mode: mode, mtime: time.Now(), writers: map[*configHandle]bool{}}
+}
+
+func (n *configFile) isTheConfig() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.isConfig
+}
+
+// text is the file's committed content.
+func (n *configFile) text() ([]byte, error) {
+	n.mu.Lock()
+	if !n.isConfig {
+		defer n.mu.Unlock()
+		return bytes.Clone(n.scratch), nil
+	}
+	n.mu.Unlock()
+	text, err := n.c.b.ReadConfig(n.c.name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // made from a prebuilt system: no configuration.nix yet
+	}
+	return text, err
+}
+
+var _ = (gofs.NodeGetattrer)((*configFile)(nil))
+
+func (n *configFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	size, mode, mtime := len(n.scratch), n.mode, n.mtime
+	if n.isConfig {
+		// The file's own mtime, so vim notices edits made inside the container and
+		// does not complain about its own.
+		size, mode, mtime = 0, modeRW, time.Time{}
+		if fi, err := os.Stat(n.c.b.Layout().ConfigPath(n.c.name)); err == nil {
+			size, mtime = int(fi.Size()), fi.ModTime()
+		}
+	}
+	if n.pending != nil {
+		size = len(n.pending.buf) // `>>` writes at the size the kernel knows
+	}
+	setFileAttr(&out.Attr, mode, size, mtime)
+	return 0
+}
+
+var _ = (gofs.NodeSetattrer)((*configFile)(nil))
+
+// Setattr truncates the writers' buffers (echo >, cp, O_TRUNC), never the committed
+// config. Mode, owner and times (sed -i and vim copy them to their scratch file) are
+// kept for scratch files and accepted silently for config.nix.
+func (n *configFile) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	n.mu.Lock()
+	if size, ok := in.GetSize(); ok {
+		if h, ok := f.(*configHandle); ok {
+			h.buf = resize(h.buf, int(size))
+		} else {
+			for h := range n.writers {
+				h.buf = resize(h.buf, int(size))
+			}
+		}
+		if !n.isConfig {
+			n.scratch = resize(n.scratch, int(size))
+		}
+	}
+	if mode, ok := in.GetMode(); ok && !n.isConfig {
+		n.mode = mode
+	}
+	if mtime, ok := in.GetMTime(); ok && !n.isConfig {
+		n.mtime = mtime
+	}
+	n.mu.Unlock()
+	return n.Getattr(ctx, f, out)
+}
+
+func resize(b []byte, size int) []byte {
+	if size <= len(b) {
+		return b[:size]
+	}
+	return append(b, make([]byte, size-len(b))...)
+}
+
+var _ = (gofs.NodeOpener)((*configFile)(nil))
+
+func (n *configFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if writes(flags) {
+		if errno := n.c.mayWrite(); errno != 0 {
+			return nil, 0, errno
+		}
+	}
+	text, err := n.text()
+	if err != nil {
+		return nil, 0, errnoOf(err)
+	}
+	return n.newHandle(writes(flags), text), fuse.FOPEN_DIRECT_IO, 0
+}
+
+func (n *configFile) newHandle(write bool, text []byte) *configHandle {
+	h := &configHandle{n: n, buf: text}
+	if write {
+		n.mu.Lock()
+		n.writers[h] = true
+		n.mu.Unlock()
+	}
+	return h
+}
+
+var _ = (gofs.NodeFsyncer)((*configFile)(nil)) // vim fsyncs; ENOTSUP makes it roll back
+
+func (n *configFile) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) syscall.Errno {
+	return 0
+}
+
+// becomeConfig commits a scratch file's text as the container's config, because it is
+// being renamed over config.nix (sed -i, perl -pi).
+func (n *configFile) becomeConfig(ctx context.Context) syscall.Errno {
+	n.mu.Lock()
+	text := bytes.Clone(n.scratch)
+	n.mu.Unlock()
+	if err := n.commit(ctx, text); err != nil {
+		return errnoOf(err)
+	}
+	n.mu.Lock()
+	n.isConfig, n.scratch = true, nil
+	n.mu.Unlock()
+	return 0
+}
+
+// becomeScratch keeps a copy of the config in a node renamed away from config.nix
+// (vim's backup config.nix~).
+func (n *configFile) becomeScratch() syscall.Errno {
+	text, err := n.text()
+	if err != nil {
+		return errnoOf(err)
+	}
+	n.mu.Lock()
+	n.isConfig, n.scratch, n.mode, n.mtime = false, text, modeRW, time.Now()
+	n.mu.Unlock()
+	return 0
+}
+
+// replaced detaches a node that a rename overwrites: later writes through its open
+// handles go nowhere, as on any filesystem.
+func (n *configFile) replaced() {
+	n.mu.Lock()
+	n.isConfig = false
+	n.mu.Unlock()
+}
+
+func (n *configFile) commit(ctx context.Context, text []byte) error {
+	return interruptible(ctx, func(ctx context.Context) error {
+		return n.c.b.SetConfig(ctx, n.c.name, text)
+	})
+}
+
+// configHandle is one open of a configFile: the text as it was at open(2), then as
+// this handle writes it.
+type configHandle struct {
+	n     *configFile
+	buf   []byte // guarded by n.mu
+	wrote bool   // since open or the last flush
+}
+
+var _ = (gofs.FileReader)((*configHandle)(nil))
+
+func (h *configHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	h.n.mu.Lock()
+	defer h.n.mu.Unlock()
+	return fuse.ReadResultData(bytes.Clone(window(h.buf, off, len(dest)))), 0
+}
+
+var _ = (gofs.FileWriter)((*configHandle)(nil))
+
+func (h *configHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	h.n.mu.Lock()
+	defer h.n.mu.Unlock()
+	if end := int(off) + len(data); end > len(h.buf) {
+		h.buf = resize(h.buf, end)
+	}
+	copy(h.buf[off:], data)
+	h.wrote = true
+	h.n.pending = h
+	return uint32(len(data)), 0
+}
+
+var _ = (gofs.FileFlusher)((*configHandle)(nil))
+
+// Flush commits what this handle wrote. echo sends a FLUSH before its data: nothing is
+// committed then, and a handle that only read never fails.
+func (h *configHandle) Flush(ctx context.Context) syscall.Errno {
+	n := h.n
+	n.mu.Lock()
+	if !h.wrote {
+		n.mu.Unlock()
+		return 0
+	}
+	text := bytes.Clone(h.buf)
+	h.wrote = false
+	if n.pending == h {
+		n.pending = nil
+	}
+	if !n.isConfig {
+		n.scratch, n.mtime = text, time.Now()
+		n.mu.Unlock()
+		return 0
+	}
+	n.mu.Unlock()
+	return errnoOf(n.commit(ctx, text))
+}
+
+var _ = (gofs.FileReleaser)((*configHandle)(nil))
+
+func (h *configHandle) Release(ctx context.Context) syscall.Errno {
+	h.Flush(context.Background()) // no FLUSH came (rare); the kernel drops the result
+	h.n.mu.Lock()
+	delete(h.n.writers, h)
+	h.n.mu.Unlock()
+	return 0
+}

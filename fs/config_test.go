@@ -1,0 +1,142 @@
+package fs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"nixcfs/ops"
+)
+
+const helloConfig = `{ config, lib, pkgs, ... }:
+with lib;
+{ boot.isContainer = true;
+  networking.hostName = mkDefault "foo";
+  networking.useDHCP = false;
+  services.hello = { enable = true; message = "hi"; };
+}
+`
+
+// Every way of editing config.nix commits the new text exactly once, and leaves no
+// scratch file behind.
+func TestConfigEditedWithTools(t *testing.T) {
+	for _, tc := range []struct {
+		tool, script string
+		want         func(old string) string
+	}{
+		{"cat", `cat > $MNT/web/config.nix < $NEW`, nil},
+		{"tee", `tee $MNT/web/config.nix < $NEW > /dev/null`, nil},
+		{"cp", `cp $NEW $MNT/web/config.nix`, nil},
+		{"python shutil.copy", `python3 -c 'import shutil, sys; shutil.copy(sys.argv[1], sys.argv[2])' $NEW $MNT/web/config.nix`, nil},
+		{"echo builtin", `echo "$(cat $NEW)" > $MNT/web/config.nix`, nil},
+		{"sed -i", `sed -i 's/useDHCP = false/useDHCP = true/' $MNT/web/config.nix`, dhcpOn},
+		{"perl -pi", `perl -pi -e 's/useDHCP = false/useDHCP = true/' $MNT/web/config.nix`, dhcpOn},
+		{"vim, backup by rename", vim("bkc=auto", "%s/useDHCP = false/useDHCP = true/"), dhcpOn},
+		{"vim, backup by copy", vim("bkc=yes", "%s/useDHCP = false/useDHCP = true/"), dhcpOn},
+		{"vim, no backup", vim("nowb", "%s/useDHCP = false/useDHCP = true/"), dhcpOn},
+		{"append", `echo '# the end' >> $MNT/web/config.nix`, func(old string) string { return old + "# the end\n" }},
+	} {
+		t.Run(tc.tool, func(t *testing.T) {
+			f, mnt := mountFake(t)
+			f.add("web", &fakeContainer{}, false)
+			old := ops.DefaultConfig("web", "")
+			want := helloConfig
+			if tc.want != nil {
+				want = tc.want(old)
+			}
+			newFile := filepath.Join(t.TempDir(), "new.nix")
+			os.WriteFile(newFile, []byte(helloConfig), 0o644)
+			mustSh(t, mnt, "NEW="+newFile+"; "+tc.script)
+			if got := mustSh(t, mnt, `cat $MNT/web/config.nix`); got != want {
+				t.Errorf("config.nix:\n%s\nwant\n%s", got, want)
+			}
+			f.set(func() {
+				if len(f.commits) != 1 {
+					t.Errorf("%d commits, want 1: %q", len(f.commits), f.commits)
+				}
+			})
+			if got := strings.Fields(mustSh(t, mnt, `ls -A $MNT/web`)); len(got) != len(files) {
+				t.Errorf("left behind: %v", got)
+			}
+		})
+	}
+}
+
+// vim edits config.nix in ex mode. backupskip is emptied because its default skips
+// files under /tmp, where the tests mount.
+func vim(options, command string) string {
+	return `$VIM -Es -u NONE -i NONE -N -c 'set bsk= ` + options + `' -c '` + command + `' -c wq $MNT/web/config.nix`
+}
+
+func dhcpOn(old string) string { return strings.Replace(old, "useDHCP = false", "useDHCP = true", 1) }
+
+// A failed build fails the close (EIO) for tools that report it; the new text stays.
+func TestConfigFailedBuild(t *testing.T) {
+	for _, tc := range []struct{ tool, script string }{
+		{"cat", `printf '{ BROKEN }\n' > $NEW; cat $NEW > $MNT/web/config.nix`},
+		{"tee", `printf '{ BROKEN }\n' | tee $MNT/web/config.nix`},
+		{"sed -i", `sed -i 's/.*useDHCP.*/{ BROKEN }/' $MNT/web/config.nix`},
+		{"perl -pi", `perl -pi -e 's/.*useDHCP.*/{ BROKEN }/' $MNT/web/config.nix`},
+	} {
+		t.Run(tc.tool, func(t *testing.T) {
+			f, mnt := mountFake(t)
+			f.add("web", &fakeContainer{}, false)
+			failSh(t, mnt, "NEW="+filepath.Join(t.TempDir(), "new.nix")+"; "+tc.script, "Input/output error")
+			if got := mustSh(t, mnt, `cat $MNT/web/config.nix`); !strings.Contains(got, brokenMarker) {
+				t.Errorf("the new text is lost:\n%s", got)
+			}
+			mustSh(t, mnt, `grep -q '^error build failed' $MNT/web/status`)
+			if got := strings.Fields(mustSh(t, mnt, `ls -A $MNT/web`)); len(got) != len(files) {
+				t.Errorf("left behind: %v", got)
+			}
+		})
+	}
+}
+
+// vim, when the close fails, puts its backup back in place (that commits the old text
+// again) and keeps the new text in its buffer.
+func TestConfigFailedBuildWithVim(t *testing.T) {
+	for _, bkc := range []string{"bkc=auto", "bkc=yes"} {
+		t.Run(bkc, func(t *testing.T) {
+			f, mnt := mountFake(t)
+			f.add("web", &fakeContainer{}, false)
+			failSh(t, mnt, vim(bkc, "%s/useDHCP = false/BROKEN/"), "")
+			if got := mustSh(t, mnt, `cat $MNT/web/config.nix`); got != ops.DefaultConfig("web", "") {
+				t.Errorf("config.nix:\n%s", got)
+			}
+			f.set(func() {
+				if len(f.commits) != 2 || !strings.Contains(f.commits[0], brokenMarker) {
+					t.Errorf("commits: %q", f.commits)
+				}
+			})
+		})
+	}
+}
+
+// Opening config.nix for writing and closing it without writing commits nothing:
+// echo > sends SETATTR size 0 and a FLUSH before its data.
+func TestConfigTruncateAloneCommitsNothing(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("web", &fakeContainer{}, false)
+	mustSh(t, mnt, `: > $MNT/web/config.nix; truncate -s 0 $MNT/web/config.nix; exec 3>>$MNT/web/config.nix; exec 3>&-`)
+	if n := f.commitCount(); n != 0 {
+		t.Errorf("%d commits", n)
+	}
+	if got := mustSh(t, mnt, `cat $MNT/web/config.nix`); got != ops.DefaultConfig("web", "") {
+		t.Errorf("config changed:\n%s", got)
+	}
+}
+
+// Scratch files behave as files: vim's swap file, a copy kept next to config.nix.
+func TestScratchFiles(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("web", &fakeContainer{}, false)
+	mustSh(t, mnt, `cd $MNT/web && echo draft > notes && echo more >> notes && chmod 600 notes &&
+		test "$(cat notes)" = "draft
+more" && test "$(stat -c %a:%s notes)" = 600:11 && mv notes notes2 && cp config.nix old.nix &&
+		cmp config.nix old.nix && rm notes2 old.nix && ! test -e notes2`)
+	if n := f.commitCount(); n != 0 {
+		t.Errorf("%d commits", n)
+	}
+}

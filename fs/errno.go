@@ -1,0 +1,54 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"syscall"
+
+	"nixcfs/ops"
+)
+
+// errnoOf maps an ops error to the errno SPEC.md gives it. The readable reason is in
+// the container's status (ops records it), since errno alone is thin.
+func errnoOf(err error) syscall.Errno {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, context.Canceled):
+		return syscall.EINTR
+	case errors.Is(err, context.DeadlineExceeded):
+		return syscall.ETIMEDOUT
+	case errors.Is(err, ops.ErrNotFound):
+		return syscall.ENOENT
+	case errors.Is(err, ops.ErrExists):
+		return syscall.EEXIST
+	case errors.Is(err, ops.ErrNameTooLong):
+		return syscall.ENAMETOOLONG
+	case errors.Is(err, ops.ErrInvalidName), errors.Is(err, ops.ErrInvalid):
+		return syscall.EINVAL
+	case errors.Is(err, ops.ErrNoAddress):
+		return syscall.ENOSPC
+	case errors.Is(err, ops.ErrBusy):
+		return syscall.EBUSY
+	case errors.Is(err, ops.ErrDeclarative):
+		return syscall.EPERM
+	case errors.Is(err, ops.ErrAddressInUse):
+		return syscall.EADDRINUSE
+	}
+	// ErrBuildFailed, ErrStartFailed, ErrUnitOperation, ErrNotBuilt and the unforeseen.
+	return syscall.EIO
+}
+
+// interruptible runs op to its end, but returns EINTR as soon as the FUSE request is
+// interrupted (Ctrl-C on the writer): the operation goes on and status shows how it
+// ends. op never sees the request's cancellation, so an interrupted start still starts.
+func interruptible(ctx context.Context, op func(context.Context) error) error {
+	done := make(chan error, 1)
+	go func() { done <- op(context.WithoutCancel(ctx)) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return context.Canceled
+	}
+}

@@ -1,0 +1,90 @@
+package fs
+
+import (
+	"context"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"nixcfs/ops"
+)
+
+const eventsName = "events"
+
+// eventsFile is /events: a blocking stream of `TIME NAME KEY VALUE` lines, one per
+// change (states, builds, creation, removal). Each open starts at "now".
+type eventsFile struct {
+	gofs.Inode
+	b Backend
+}
+
+var _ = (gofs.NodeGetattrer)((*eventsFile)(nil))
+
+func (n *eventsFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	setFileAttr(&out.Attr, modeRO, 0, time.Now())
+	return 0
+}
+
+var _ = (gofs.NodeOpener)((*eventsFile)(nil))
+
+func (n *eventsFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if writes(flags) {
+		return nil, 0, syscall.EACCES
+	}
+	watch, stop := context.WithCancel(context.Background())
+	h := &eventsHandle{events: n.b.Watch(watch), stop: stop}
+	return h, fuse.FOPEN_DIRECT_IO, 0
+}
+
+// eventsHandle is one reader's stream.
+type eventsHandle struct {
+	events <-chan ops.Event
+	stop   context.CancelFunc
+
+	mu      sync.Mutex
+	pending []byte // lines read from events, not yet returned
+}
+
+var _ = (gofs.FileReader)((*eventsHandle)(nil))
+
+// Read blocks until there is an event, or the reader is interrupted (EINTR).
+func (h *eventsHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.pending) == 0 {
+		select {
+		case ev, ok := <-h.events:
+			if !ok {
+				return fuse.ReadResultData(nil), 0 // the daemon is shutting down
+			}
+			h.pending = append(h.pending, ev.String()+"\n"...)
+		case <-ctx.Done():
+			return nil, syscall.EINTR
+		}
+	more:
+		for len(h.pending) < len(dest) {
+			select {
+			case ev, ok := <-h.events:
+				if !ok {
+					break more
+				}
+				h.pending = append(h.pending, ev.String()+"\n"...)
+			default:
+				break more
+			}
+		}
+	}
+	n := copy(dest, h.pending)
+	h.pending = h.pending[n:]
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+var _ = (gofs.FileReleaser)((*eventsHandle)(nil))
+
+func (h *eventsHandle) Release(ctx context.Context) syscall.Errno {
+	h.stop()
+	return 0
+}

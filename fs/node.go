@@ -1,0 +1,155 @@
+package fs
+
+import (
+	"context"
+	"strings"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Helpers every node file uses: attributes, per-open text, written values.
+
+const (
+	modeRW  = 0o644 // root writes, everyone (with --allow-other) reads
+	modeRO  = 0o444
+	modeDir = 0o755
+)
+
+// container is what the nodes of one container directory share.
+type container struct {
+	b       Backend
+	name    string
+	journal func(ctx context.Context, name string) ([]byte, error)
+}
+
+// mayWrite refuses every write to a declarative container (SPEC.md), at open(2).
+func (c *container) mayWrite() syscall.Errno {
+	st, err := c.b.Status(c.name)
+	if err != nil {
+		return errnoOf(err)
+	}
+	if st.Declarative {
+		return syscall.EPERM
+	}
+	return 0
+}
+
+func writes(flags uint32) bool { return flags&syscall.O_ACCMODE != syscall.O_RDONLY }
+
+// setFileAttr describes a regular file whose content is size bytes right now: the true
+// size lets sendfile copies (Python's shutil) and tail -f see all of it.
+func setFileAttr(out *fuse.Attr, mode uint32, size int, mtime time.Time) {
+	out.Mode = syscall.S_IFREG | mode
+	out.Nlink = 1
+	out.Size = uint64(size)
+	out.SetTimes(nil, &mtime, &mtime)
+}
+
+func setDirAttr(out *fuse.AttrOut) {
+	out.Mode = syscall.S_IFDIR | modeDir
+	out.Nlink = 2
+	// Directories' attributes never change; names are kept current by notifications.
+	out.SetTimeout(time.Second)
+}
+
+// entryOf fills a Lookup, Mkdir or Create answer with the node's attributes.
+func entryOf(ctx context.Context, node gofs.InodeEmbedder, out *fuse.EntryOut) {
+	if g, ok := node.(gofs.NodeGetattrer); ok {
+		var a fuse.AttrOut
+		if g.Getattr(ctx, nil, &a) == 0 {
+			out.Attr = a.Attr
+		}
+	}
+}
+
+// textHandle is one open of a small dynamic file: its text as it was at open(2), so
+// that reads at rising offsets (cp, shutil.copy) see one consistent value.
+type textHandle struct{ text []byte }
+
+var _ = (gofs.FileReader)((*textHandle)(nil))
+
+func (h *textHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	return fuse.ReadResultData(window(h.text, off, len(dest))), 0
+}
+
+var _ = (gofs.FileFsyncer)((*textHandle)(nil)) // without it, fsync is ENOTSUP and editors roll back
+
+func (h *textHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno { return 0 }
+
+// window is b[off:off+n], clipped to b.
+func window(b []byte, off int64, n int) []byte {
+	if off >= int64(len(b)) {
+		return nil
+	}
+	end := off + int64(n)
+	if end > int64(len(b)) {
+		end = int64(len(b))
+	}
+	return b[off:end]
+}
+
+// writtenValue is the value of one write(2) to a control file: surrounding blanks
+// trimmed, one trailing newline allowed, nothing else.
+func writtenValue(data []byte) (string, bool) {
+	s := strings.Trim(strings.TrimSuffix(string(data), "\n"), " \t")
+	if s == "" || strings.Contains(s, "\n") {
+		return "", false
+	}
+	return s, true
+}
+
+// valueFile is what the small value files share (state, address, host-address,
+// autostart, status): the value is read fresh at every stat and open, with its true
+// size, and each open keeps its own copy. Writing is each file's own.
+type valueFile struct {
+	gofs.Inode
+	c     *container
+	mode  uint32
+	value func() (string, error)
+}
+
+var _ = (gofs.NodeGetattrer)((*valueFile)(nil))
+
+func (n *valueFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	text, err := n.value()
+	if err != nil {
+		return errnoOf(err)
+	}
+	setFileAttr(&out.Attr, n.mode, len(text), time.Now())
+	return 0
+}
+
+var _ = (gofs.NodeOpener)((*valueFile)(nil))
+
+func (n *valueFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if writes(flags) {
+		if n.mode == modeRO {
+			return nil, 0, syscall.EACCES
+		}
+		if errno := n.c.mayWrite(); errno != 0 {
+			return nil, 0, errno
+		}
+	}
+	text, err := n.value()
+	if err != nil {
+		return nil, 0, errnoOf(err)
+	}
+	return &textHandle{text: []byte(text)}, fuse.FOPEN_DIRECT_IO, 0
+}
+
+var _ = (gofs.NodeSetattrer)((*valueFile)(nil)) // echo's O_TRUNC comes as SETATTR size 0
+
+// Setattr lets `echo v > file` truncate first and refuses what makes no sense for a
+// value.
+func (n *valueFile) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	_, mode := in.GetMode()
+	_, uid := in.GetUID()
+	_, gid := in.GetGID()
+	if mode || uid || gid || n.mode == modeRO {
+		return syscall.EPERM
+	}
+	return n.Getattr(ctx, f, out)
+}

@@ -1,0 +1,83 @@
+package fs
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMkdirCreatesAndLsLists(t *testing.T) {
+	f, mnt := mountFake(t)
+	mustSh(t, mnt, `mkdir $MNT/web && mkdir $MNT/db`)
+	if got := strings.Fields(mustSh(t, mnt, `ls $MNT`)); strings.Join(got, " ") != "db events web" {
+		t.Errorf("ls = %v", got)
+	}
+	if got := strings.Fields(mustSh(t, mnt, `ls $MNT/web`)); strings.Join(got, " ") != "address autostart build.log config.nix host-address log state status" {
+		t.Errorf("ls web = %v", got)
+	}
+	if got := mustSh(t, mnt, `cat $MNT/web/state`); got != "stopped\n" {
+		t.Errorf("state = %q", got)
+	}
+	if !f.Exists("web") {
+		t.Error("backend has no web")
+	}
+}
+
+func TestMkdirErrnos(t *testing.T) {
+	f, mnt := mountFake(t)
+	mustSh(t, mnt, `mkdir $MNT/web`)
+	failSh(t, mnt, `mkdir $MNT/web`, "File exists")
+	failSh(t, mnt, `mkdir $MNT/averyverylongname`, "File name too long")
+	failSh(t, mnt, `mkdir $MNT/a.b`, "Invalid argument")
+	f.set(func() { f.noAddress = true })
+	failSh(t, mnt, `mkdir $MNT/full`, "No space left on device")
+	failSh(t, mnt, `touch $MNT/file`, "Operation not permitted")
+	failSh(t, mnt, `rm $MNT/events`, "Operation not permitted")
+}
+
+func TestRmdir(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("up", &fakeContainer{state: "running"}, false)
+	f.add("down", &fakeContainer{}, false)
+	f.add("decl", &fakeContainer{declarative: true}, false)
+
+	failSh(t, mnt, `rmdir $MNT/up`, "Device or resource busy")
+	failSh(t, mnt, `rm -rf $MNT/up`, "Device or resource busy") // never kills a live container
+	failSh(t, mnt, `rmdir $MNT/decl`, "Operation not permitted")
+	failSh(t, mnt, `rm -rf $MNT/decl`, "Operation not permitted")
+	mustSh(t, mnt, `rmdir $MNT/down && ! test -e $MNT/down`)
+	f.add("down2", &fakeContainer{}, false)
+	mustSh(t, mnt, `rm -rf $MNT/down2 && ! test -e $MNT/down2`)
+	if f.Exists("down") || f.Exists("down2") || !f.Exists("up") || !f.Exists("decl") {
+		t.Errorf("containers left: %v", f.List())
+	}
+}
+
+// Containers made or removed by nixos-container show within a second, also when the
+// kernel had their entry cached.
+func TestChangesFromOutsideShow(t *testing.T) {
+	f, mnt := mountFake(t)
+	mustSh(t, mnt, `! test -e $MNT/other`)
+	f.add("other", &fakeContainer{}, true)
+	eventually(t, time.Second, "other appears", func() bool {
+		out, ok := sh(t, mnt, `cat $MNT/other/state && ls $MNT`)
+		return ok && strings.Contains(out, "other")
+	})
+	mustSh(t, mnt, `stat $MNT/other/state >/dev/null`) // cached now
+	f.removeOutside("other")
+	eventually(t, time.Second, "other vanishes", func() bool {
+		_, ok := sh(t, mnt, `! test -e $MNT/other && ! ls $MNT | grep -q other`)
+		return ok
+	})
+}
+
+// The container's own files go with the container: removing one does nothing.
+func TestOwnFilesStay(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("web", &fakeContainer{}, false)
+	mustSh(t, mnt, `rm $MNT/web/state $MNT/web/config.nix`)
+	mustSh(t, mnt, `test "$(cat $MNT/web/state)" = stopped && grep -q isContainer $MNT/web/config.nix`)
+	failSh(t, mnt, `mv $MNT/web/state $MNT/web/other`, "Operation not permitted")
+	failSh(t, mnt, `mv $MNT/web/config.nix $MNT/web/status`, "Operation not permitted")
+	mustSh(t, mnt, `test -f $MNT/web/state && test -f $MNT/web/config.nix && ! test -e $MNT/web/other`)
+}

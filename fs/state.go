@@ -1,0 +1,48 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+)
+
+// stateFile is NAME/state: reads one word (creating, stopped, starting, running,
+// stopping, failed). A written word acts inside write(2), so `echo start > state`
+// fails with the error: start returns once the container is up, stop once it is down,
+// and Ctrl-C makes the write return EINTR while the operation goes on.
+type stateFile struct{ valueFile }
+
+func newStateFile(c *container) *stateFile {
+	n := &stateFile{valueFile{c: c, mode: modeRW}}
+	n.value = func() (string, error) {
+		st, err := c.b.State(c.name)
+		return st + "\n", err
+	}
+	return n
+}
+
+// actions are the words a writer may use. Each is idempotent, as it must be: Go
+// clients retry writes that return EINTR.
+func (n *stateFile) actions() map[string]func(context.Context, string) error {
+	b := n.c.b
+	return map[string]func(context.Context, string) error{
+		"start": b.Start, "stop": b.Stop, "restart": b.Restart,
+		"reload": b.Reload, "terminate": b.Terminate,
+	}
+}
+
+var _ = (gofs.NodeWriter)((*stateFile)(nil))
+
+// Write acts on the word; the offset is ignored (>> writes at the cached size).
+func (n *stateFile) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	word, ok := writtenValue(data)
+	act := n.actions()[word]
+	if !ok || act == nil {
+		return 0, syscall.EINVAL
+	}
+	if err := interruptible(ctx, func(ctx context.Context) error { return act(ctx, n.c.name) }); err != nil {
+		return 0, errnoOf(err)
+	}
+	return uint32(len(data)), 0
+}

@@ -1,0 +1,122 @@
+package fs
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"nixcfs/ops"
+)
+
+func TestEchoToStateActsInWrite(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("web", &fakeContainer{}, false)
+	mustSh(t, mnt, `echo start > $MNT/web/state`)
+	if got := mustSh(t, mnt, `cat $MNT/web/state`); got != "running\n" {
+		t.Errorf("after start: %q", got)
+	}
+	mustSh(t, mnt, `echo start > $MNT/web/state`) // idempotent
+	mustSh(t, mnt, `printf '  stop  ' > $MNT/web/state`)
+	if got := mustSh(t, mnt, `cat $MNT/web/state`); got != "stopped\n" {
+		t.Errorf("after stop: %q", got)
+	}
+	mustSh(t, mnt, `echo start >> $MNT/web/state`) // the offset is ignored
+	for _, bad := range []string{`echo bogus`, `printf 'start\n\n'`, `printf 'start stop'`, `echo`} {
+		failSh(t, mnt, bad+` > $MNT/web/state`, "Invalid argument")
+	}
+	failSh(t, mnt, `echo reload > $MNT/nope/state`, "No such file or directory")
+}
+
+func TestFailedStartIsEIO(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("web", &fakeContainer{startErr: fmt.Errorf("%w: container@web.service: failed", ops.ErrStartFailed)}, false)
+	failSh(t, mnt, `echo start > $MNT/web/state`, "Input/output error")
+	failSh(t, mnt, `/bin/echo start > $MNT/web/state`, "Input/output error")
+}
+
+// A waiting write interrupted by a signal returns EINTR at once; the start goes on.
+func TestInterruptedStartGoesOn(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("web", &fakeContainer{}, false)
+	gate := make(chan struct{})
+	f.set(func() { f.startGate = gate })
+	begin := time.Now()
+	// perl does not retry an interrupted syswrite; the ALRM handler lets it go on.
+	out := mustSh(t, mnt, `perl -e '$SIG{ALRM} = sub {}; alarm 1;
+		open(my $f, ">", "$ENV{MNT}/web/state") or die "open: $!";
+		my $n = syswrite($f, "start\n");
+		print defined $n ? "wrote $n\n" : "error: $!\n";'`)
+	if !strings.Contains(out, "Interrupted system call") {
+		t.Fatalf("interrupted write: %q", out)
+	}
+	if took := time.Since(begin); took > 5*time.Second {
+		t.Errorf("interrupted write took %v", took)
+	}
+	if st, _ := f.State("web"); st != "starting" {
+		t.Errorf("state after the interrupted write = %s, want starting", st)
+	}
+	close(gate)
+	eventually(t, 2*time.Second, "the start goes on", func() bool {
+		st, _ := f.State("web")
+		return st == "running"
+	})
+	f.set(func() {
+		if f.startCtx.Err() != nil {
+			t.Error("the operation saw the interruption")
+		}
+	})
+}
+
+// Writes to a declarative container are refused at open; reads work.
+func TestDeclarativeIsReadOnly(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("decl", &fakeContainer{declarative: true}, false)
+	for _, w := range []string{
+		`echo start > $MNT/decl/state`,
+		`echo x > $MNT/decl/config.nix`,
+		`echo 10.233.9.2 > $MNT/decl/address`,
+		`echo 1 > $MNT/decl/autostart`,
+		`sed -i s/a/b/ $MNT/decl/config.nix`,
+		`touch $MNT/decl/scratch`,
+	} {
+		failSh(t, mnt, w, "Operation not permitted")
+	}
+	mustSh(t, mnt, `cat $MNT/decl/state $MNT/decl/config.nix $MNT/decl/status >/dev/null`)
+	f.set(func() {
+		if f.startCalls != 0 || len(f.commits) != 0 {
+			t.Errorf("backend was changed: %d starts, %q", f.startCalls, f.commits)
+		}
+	})
+}
+
+func TestAddressWrites(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("web", &fakeContainer{host: "10.233.1.1", local: "10.233.1.2"}, false)
+	f.add("db", &fakeContainer{host: "10.233.2.1", local: "10.233.2.2", state: "running"}, false)
+	if got := mustSh(t, mnt, `cat $MNT/web/address $MNT/web/host-address`); got != "10.233.1.2\n10.233.1.1\n" {
+		t.Errorf("addresses: %q", got)
+	}
+	mustSh(t, mnt, `echo 10.233.9.2 > $MNT/web/address && echo 10.233.9.1 > $MNT/web/host-address`)
+	if got := mustSh(t, mnt, `cat $MNT/web/address $MNT/web/host-address`); got != "10.233.9.2\n10.233.9.1\n" {
+		t.Errorf("new addresses: %q", got)
+	}
+	failSh(t, mnt, `echo 10.233.2.2 > $MNT/web/address`, "Address already in use")
+	failSh(t, mnt, `echo 300.1.1.1 > $MNT/web/address`, "Invalid argument")
+	failSh(t, mnt, `echo 10.233.8.2 > $MNT/db/address`, "Device or resource busy")
+}
+
+func TestAutostart(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("web", &fakeContainer{}, false)
+	mustSh(t, mnt, `test "$(cat $MNT/web/autostart)" = 0 && echo 1 > $MNT/web/autostart && test "$(cat $MNT/web/autostart)" = 1`)
+	failSh(t, mnt, `echo yes > $MNT/web/autostart`, "Invalid argument")
+}
+
+func TestReadOnlyFiles(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("web", &fakeContainer{}, false)
+	for _, file := range []string{"status", "build.log", "log", "../events"} {
+		failSh(t, mnt, `echo x > $MNT/web/`+file, "Permission denied")
+	}
+}
