@@ -8,6 +8,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
+
+	"github.com/mattn/go-isatty"
 
 	"github.com/rs/zerolog"
 
@@ -67,17 +70,34 @@ func (mf *managerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&mf.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 }
 
-func (mf *managerFlags) open(ctx context.Context) (*ops.Manager, error) {
+// open starts a manager with this verb's flags, logging as daemonLogger does.
+func (mf *managerFlags) open(ctx context.Context) (*ops.Manager, zerolog.Logger, error) {
 	l, err := mf.resolve()
 	if err != nil {
-		return nil, err
+		return nil, zerolog.Logger{}, err
 	}
-	lvl, err := zerolog.ParseLevel(mf.logLevel)
+	log, err := daemonLogger(mf.logLevel)
 	if err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+		return nil, zerolog.Logger{}, err
 	}
-	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, NoColor: true}).Level(lvl).With().Timestamp().Logger()
-	return ops.New(ctx, ops.Options{Layout: l, NixOSPath: mf.nixosPath, Log: log})
+	m, err := ops.New(ctx, ops.Options{Layout: l, NixOSPath: mf.nixosPath, Log: log})
+	return m, log, err
+}
+
+// daemonLogger logs readable lines on a terminal and JSON lines for journald and
+// collectors otherwise.
+func daemonLogger(level string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Logger{}, fmt.Errorf("--log-level: %w", err)
+	}
+	var log zerolog.Logger
+	if isatty.IsTerminal(os.Stderr.Fd()) {
+		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly})
+	} else {
+		log = zerolog.New(os.Stderr)
+	}
+	return log.Level(lvl).With().Timestamp().Logger(), nil
 }
 
 func envOr(key, def string) string {

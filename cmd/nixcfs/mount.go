@@ -6,15 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/mattn/go-isatty"
-	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
 	nixfs "nixcfs/fs"
-	"nixcfs/ops"
 )
 
 const defaultMountpoint = "/mnt/nixc"
@@ -71,18 +67,9 @@ func cmdMount(v verb, args []string) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	log, err := daemonLogger(mf.logLevel)
-	if err != nil {
-		return fail("%v", err)
-	}
-	layout, err := mf.resolve()
-	if err != nil {
-		return fail("%v", err)
-	}
-
 	ctx, stop := interruptible()
 	defer stop()
-	m, err := ops.New(ctx, ops.Options{Layout: layout, NixOSPath: mf.nixosPath, Log: log})
+	m, log, err := mf.open(ctx)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -91,7 +78,7 @@ func cmdMount(v verb, args []string) int {
 	if err != nil {
 		return fail("mount %s: %v", mountpoint, err)
 	}
-	log.Info().Str("mountpoint", mountpoint).Str("conf_dir", layout.ConfDir).Msg("mounted")
+	log.Info().Str("mountpoint", mountpoint).Str("conf_dir", m.Layout().ConfDir).Msg("mounted")
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		log.Warn().Err(err).Msg("sd_notify")
 	}
@@ -192,20 +179,4 @@ func unescapeMountinfo(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
-}
-
-// daemonLogger logs readable lines on a terminal and JSON lines for journald and
-// collectors otherwise.
-func daemonLogger(level string) (zerolog.Logger, error) {
-	lvl, err := zerolog.ParseLevel(level)
-	if err != nil {
-		return zerolog.Logger{}, fmt.Errorf("--log-level: %w", err)
-	}
-	var log zerolog.Logger
-	if isatty.IsTerminal(os.Stderr.Fd()) {
-		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly})
-	} else {
-		log = zerolog.New(os.Stderr)
-	}
-	return log.Level(lvl).With().Timestamp().Logger(), nil
 }
