@@ -266,3 +266,38 @@ func TestCLIFlake(t *testing.T) {
 		t.Errorf("bad flake reference: %d %q", r.code, r.stderr)
 	}
 }
+
+// The NixOS manual's text uses the older layout, /etc/containers and
+// /var/lib/containers; --layout=old drives containers there.
+func TestCLIOldLayout(t *testing.T) {
+	requireTestHost(t)
+	old := func(args ...string) []string { return append(args, "--layout=old") }
+	t.Cleanup(func() { nixcfs(t, "", old("destroy", "oldfoo")...) })
+	r := must(t, old("create", "oldfoo", "--host-address", "10.235.1.1", "--local-address", "10.235.1.2",
+		"--config", `services.hello = { enable = true; message = "old layout"; };`)...)
+	if r.stderr != "host IP is 10.235.1.1, container IP is 10.235.1.2\n" {
+		t.Errorf("create: %q", r.stderr)
+	}
+	for _, p := range []string{"/etc/containers/oldfoo.conf", "/var/lib/containers/oldfoo/etc/nixos/configuration.nix",
+		"/nix/var/nix/profiles/per-container/oldfoo/system"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("old layout: %v", err)
+		}
+	}
+	must(t, old("start", "oldfoo")...)
+	if got := helloGet(t, "10.235.1.2"); got != "old layout" {
+		t.Errorf("hello: %q", got)
+	}
+	// The manual: edit /var/lib/containers/NAME/etc/nixos/configuration.nix, update.
+	cfg := "/var/lib/containers/oldfoo/etc/nixos/configuration.nix"
+	text, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, bytes.Replace(text, []byte("old layout"), []byte("edited in place"), 1), 0o644)
+	must(t, old("update", "oldfoo")...)
+	if got := helloGet(t, "10.235.1.2"); got != "edited in place" {
+		t.Errorf("hello after update: %q", got)
+	}
+	must(t, old("destroy", "oldfoo")...)
+	if _, err := os.Stat("/var/lib/containers/oldfoo"); err == nil {
+		t.Error("destroy left the root tree")
+	}
+}
