@@ -572,6 +572,29 @@ func (m *Manager) SetAddresses(ctx context.Context, name, hostAddr, localAddr st
 	})
 }
 
+// StartAutostart starts, one after another, every stopped container whose conf says
+// AUTO_START=1: what the host's boot does for them, done when nixcfs mount starts (as a
+// boot-time unit). It returns the names it started and the errors of the others.
+func (m *Manager) StartAutostart(ctx context.Context) ([]string, error) {
+	var started []string
+	var errs []error
+	for _, name := range m.List() {
+		conf, err := m.Conf(name)
+		if err != nil || conf.Get("AUTO_START") != "1" {
+			continue
+		}
+		if st, _ := m.State(name); st != "stopped" && st != "failed" && st != "creating" {
+			continue
+		}
+		if err := m.Start(ctx, name); err != nil {
+			errs = append(errs, fmt.Errorf("autostart %s: %w", name, err))
+			continue
+		}
+		started = append(started, name)
+	}
+	return started, errors.Join(errs...)
+}
+
 // SetAutostart sets AUTO_START.
 func (m *Manager) SetAutostart(name string, on bool) error {
 	c, err := m.get(name)

@@ -301,3 +301,32 @@ func TestCLIOldLayout(t *testing.T) {
 		t.Error("destroy left the root tree")
 	}
 }
+
+// AUTO_START=1 containers come up when nixcfs mount starts (at boot, as a unit).
+func TestMountStartsAutostartContainers(t *testing.T) {
+	requireTestHost(t)
+	t.Cleanup(func() { nixcfs(t, "", "destroy", "auto1") })
+	must(t, "create", "auto1", "--auto-start")
+	mnt := t.TempDir()
+	cmd := exec.Command(os.Getenv("NIXCFS_BIN"), "mount", "--nixos-path="+os.Getenv("NIXCFS_GUEST"), mnt)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if st, err := os.ReadFile(mnt + "/auto1/state"); err == nil && string(st) == "running\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("auto1 not running 30s after the mount started\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	must(t, "stop", "auto1")
+}

@@ -30,6 +30,8 @@ until SIGINT or SIGTERM, which unmount it. Each container is a directory:
   cat MNT/events                    follow every change as it happens
 
 It works on nixos-container's own files, so both tools drive the same containers.
+Containers with AUTO_START=1 (create --auto-start, or "echo 1 > MNT/foo/autostart") are
+started when the mount starts, so that a boot-time nixcfs unit brings them up.
 
 The mount point must be an existing directory that is not already a mount. Mounting
 needs /dev/fuse and root. Only root may write; with --allow-other other users may
@@ -82,6 +84,17 @@ func cmdMount(v verb, args []string) int {
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		log.Warn().Err(err).Msg("sd_notify")
 	}
+
+	// Containers created with --auto-start come up with the mount, which runs at boot.
+	go func() {
+		started, err := m.StartAutostart(ctx)
+		for _, name := range started {
+			log.Info().Str("container", name).Msg("autostarted")
+		}
+		if err != nil {
+			log.Error().Err(err).Msg("autostart")
+		}
+	}()
 
 	unmounted := make(chan struct{})
 	go func() {
