@@ -498,10 +498,15 @@ func (m *Manager) Destroy(ctx context.Context, name string) error {
 	c.buildMu.Lock()
 	defer c.buildMu.Unlock()
 	var errs []error
-	for _, p := range []string{m.l.ProfilePath(name), m.l.GCRootPath(name), m.l.RootPath(name)} {
+	for _, p := range []string{m.l.ProfilePath(name), m.l.GCRootPath(name)} {
 		if err := os.RemoveAll(p); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	// The root tree may be large: moved aside at once (rmdir holds the mount's root
+	// directory lock), deleted in the background.
+	if err := m.discard(m.l.RootPath(name)); err != nil {
+		errs = append(errs, err)
 	}
 	os.Remove(m.l.BuildLogPath(name))
 	if err := errors.Join(errs...); err != nil {
@@ -521,6 +526,40 @@ func (m *Manager) Destroy(ctx context.Context, name string) error {
 	m.changed.Broadcast()
 	m.mu.Unlock()
 	return nil
+}
+
+const trashPrefix = ".nixcfs-trash-"
+
+// discard removes a directory tree: renamed to a hidden name in its parent, so that it
+// is gone from its place at once, then deleted in the background.
+func (m *Manager) discard(dir string) error {
+	if _, err := os.Lstat(dir); os.IsNotExist(err) {
+		return nil
+	}
+	trash, err := os.MkdirTemp(filepath.Dir(dir), trashPrefix)
+	if err != nil {
+		return os.RemoveAll(dir)
+	}
+	if err := os.Rename(dir, filepath.Join(trash, filepath.Base(dir))); err != nil {
+		os.Remove(trash)
+		return os.RemoveAll(dir)
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := os.RemoveAll(trash); err != nil {
+			m.log.Warn().Err(err).Str("path", trash).Msg("removing a destroyed root tree")
+		}
+	}()
+	return nil
+}
+
+// emptyTrash removes what an earlier run left to delete in the background.
+func (m *Manager) emptyTrash() {
+	leftovers, _ := filepath.Glob(filepath.Join(m.l.StateDir, trashPrefix+"*"))
+	for _, t := range leftovers {
+		m.discard(t)
+	}
 }
 
 // SetAddresses changes HOST_ADDRESS and/or LOCAL_ADDRESS ("" keeps one) of a stopped

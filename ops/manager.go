@@ -136,6 +136,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	for _, n := range names {
 		m.refreshConf(n, false)
 	}
+	m.emptyTrash()
 	m.wg.Add(2)
 	go m.followSystemd()
 	go m.followConfDir()
