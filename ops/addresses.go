@@ -37,7 +37,13 @@ func lockAddresses(path string) (*addressLock, error) {
 	return &addressLock{f}, nil
 }
 
-func (l *addressLock) unlock() { l.f.Close() }
+// unlock releases the lock; a second call does nothing.
+func (l *addressLock) unlock() {
+	if l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
+}
 
 // The same patterns nixos-container matches: a pair is taken when either address
 // appears in any conf file (a "/prefix" after the address is ignored).

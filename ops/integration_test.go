@@ -440,3 +440,57 @@ func waitState(t *testing.T, m *Manager, name, want string) {
 	s, _ := m.State(name)
 	t.Fatalf("%s: state %s, want %s within 2s", name, s, want)
 }
+
+// Updates that queue behind each other each build their own text, one at a time; the
+// last one written is the one running.
+func TestConcurrentUpdates(t *testing.T) {
+	m := testManager(t)
+	ctx := testCtx(t)
+	st := mustCreate(t, m, "conc", CreateOptions{ConfigText: helloConfig("conc", "zero")})
+	const n = 5
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs[i] = m.SetConfig(ctx, "conc", []byte(helloConfig("conc", fmt.Sprintf("message %d", i))))
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("update %d: %v", i, err)
+		}
+	}
+	after, _ := m.Status("conc")
+	if after.Generation != st.Generation+n || after.Config != "built" {
+		t.Errorf("after %d updates: generation %d -> %d, config %s", n, st.Generation, after.Generation, after.Config)
+	}
+	if err := m.Start(ctx, "conc"); err != nil {
+		t.Fatal(err)
+	}
+	text, _ := m.ReadConfig("conc")
+	if got := httpGet(t, st.LocalAddress); !strings.Contains(string(text), fmt.Sprintf("%q", got)) {
+		t.Errorf("running %q, but configuration.nix is\n%s", got, text)
+	}
+	if err := m.Stop(ctx, "conc"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Destroy while the first build runs cancels it and leaves nothing behind.
+func TestDestroyWhileCreating(t *testing.T) {
+	m := testManager(t)
+	ctx := testCtx(t)
+	if _, err := m.Create(ctx, "early", CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Destroy(ctx, "early"); err != nil {
+		t.Fatalf("destroy while creating: %v", err)
+	}
+	assertNothingWritten(t, m, "early")
+	if _, err := os.Stat(m.Layout().BuildLogPath("early")); err == nil {
+		t.Error("build log left behind")
+	}
+}

@@ -42,8 +42,8 @@ func (m *Manager) Create(ctx context.Context, name string, o CreateOptions) (str
 			}
 		}
 	}
-	if o.Config != "" && o.ConfigFile != "" {
-		return "", fmt.Errorf("%w: --config and --config-file are mutually incompatible", ErrInvalid)
+	if o.HostAddress != "" && bareAddress(o.HostAddress) == bareAddress(o.LocalAddress) {
+		return "", fmt.Errorf("%w: host and container address are the same", ErrInvalid)
 	}
 	if o.Flake != "" {
 		if !strings.Contains(o.Flake, "#") {
@@ -56,16 +56,12 @@ func (m *Manager) Create(ctx context.Context, name string, o CreateOptions) (str
 			return "", err
 		}
 	}
-	configFile := ""
-	if o.ConfigFile != "" {
-		abs, err := filepath.Abs(o.ConfigFile)
-		if err != nil {
+	configText := o.ConfigText
+	if configText == "" && o.SystemPath == "" {
+		var err error
+		if configText, err = ConfigText(name, o.Config, o.ConfigFile); err != nil {
 			return "", err
 		}
-		if _, err := os.Stat(abs); err != nil {
-			return "", fmt.Errorf("%w: config file: %v", ErrInvalid, err)
-		}
-		configFile = abs
 	}
 
 	lock, err := lockAddresses(m.l.LockFile)
@@ -115,23 +111,24 @@ func (m *Manager) Create(ctx context.Context, name string, o CreateOptions) (str
 	}
 
 	// Registered before the conf file appears, so inotify finds it "creating".
-	c := &container{name: name, creating: true, config: "building", buildDone: make(chan struct{})}
+	c := newContainer(name)
+	c.creating = true
+	run := m.claimNewBuild(c)
 	m.mu.Lock()
 	m.containers[name] = c
 	m.mu.Unlock()
-	undo := func() {
+	undo := func(err error) {
 		os.RemoveAll(m.l.RootPath(name))
 		os.RemoveAll(m.l.ProfilePath(name))
 		os.RemoveAll(m.l.GCRootPath(name))
 		os.Remove(m.l.ConfPath(name))
 		m.mu.Lock()
 		delete(m.containers, name)
-		close(c.buildDone)
-		m.changed.Broadcast()
 		m.mu.Unlock()
+		m.finishBuild(c, run, err, 0)
 	}
-	if err := m.writeInitialFiles(name, o, configFile); err != nil {
-		undo()
+	if err := m.writeInitialFiles(name, configText); err != nil {
+		undo(err)
 		return "", fmt.Errorf("create %s: %w", name, err)
 	}
 	conf := newConf(hostAddr, localAddr, o.Bridge, o.Port, o.AutoStart)
@@ -139,7 +136,7 @@ func (m *Manager) Create(ctx context.Context, name string, o CreateOptions) (str
 		conf.Set("FLAKE", o.Flake)
 	}
 	if err := writeFileAtomic(m.l.ConfPath(name), conf.Bytes(), 0o644); err != nil {
-		undo()
+		undo(err)
 		return "", fmt.Errorf("create %s: %w", name, err)
 	}
 	lock.unlock()
@@ -152,13 +149,32 @@ func (m *Manager) Create(ctx context.Context, name string, o CreateOptions) (str
 	m.changed.Broadcast()
 	m.mu.Unlock()
 
-	m.startBuild(c, func(ctx context.Context) error {
+	m.runBuild(c, run, func(ctx context.Context) error {
 		if o.SystemPath != "" {
 			return m.builder.setSystem(ctx, m.l.ProfilePath(name), o.SystemPath, m.l.BuildLogPath(name))
 		}
 		return m.buildSystem(ctx, name, conf)
 	})
 	return name, nil
+}
+
+// ConfigText is the configuration.nix nixos-container writes for --config TEXT or
+// --config-file FILE (imported by its absolute path): its template with that added.
+func ConfigText(name, config, configFile string) (string, error) {
+	if config != "" && configFile != "" {
+		return "", fmt.Errorf("%w: --config and --config-file are mutually incompatible", ErrInvalid)
+	}
+	if configFile != "" {
+		abs, err := filepath.Abs(configFile)
+		if err == nil {
+			_, err = os.Stat(abs)
+		}
+		if err != nil {
+			return "", fmt.Errorf("%w: config file: %v", ErrInvalid, err)
+		}
+		config = "imports = [ " + abs + " ];"
+	}
+	return DefaultConfig(name, config), nil
 }
 
 // buildSystem builds the container's system from its flake (FLAKE in the conf file)
@@ -170,57 +186,77 @@ func (m *Manager) buildSystem(ctx context.Context, name string, conf Conf) error
 	return m.builder.build(ctx, m.l.ProfilePath(name), m.l.GCRootPath(name), m.l.ConfigPath(name), m.l.BuildLogPath(name))
 }
 
-func (m *Manager) writeInitialFiles(name string, o CreateOptions, configFile string) error {
+func (m *Manager) writeInitialFiles(name, configText string) error {
 	for _, d := range []string{m.l.ProfilePath(name), m.l.GCRootPath(name), filepath.Dir(m.l.ConfigPath(name))} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
 	}
-	if o.SystemPath != "" {
-		return nil
+	if configText == "" {
+		return nil // --system-path: nothing to build from
 	}
-	text := o.ConfigText
-	if text == "" {
-		extra := o.Config
-		if configFile != "" {
-			extra = "imports = [ " + configFile + " ];"
-		}
-		text = DefaultConfig(name, extra)
-	}
-	return writeFileAtomic(m.l.ConfigPath(name), []byte(text), 0o644)
+	return writeFileAtomic(m.l.ConfigPath(name), []byte(configText), 0o644)
 }
 
-// startBuild runs build in the background under the manager's context; the container
-// shows config "building" until it ends.
-func (m *Manager) startBuild(c *container, build func(context.Context) error) {
+// ---- builds: one at a time per container ----
+
+// claimNewBuild marks a build of a container nobody else knows yet as begun.
+func (m *Manager) claimNewBuild(c *container) *buildRun {
+	run := &buildRun{done: make(chan struct{})}
+	c.build, c.config = run, "building"
+	return run
+}
+
+// claimBuild waits until no build of c runs (its result is not ours), then marks a
+// new one as begun: builds of one container never overlap, and each caller's text is
+// the one built.
+func (m *Manager) claimBuild(ctx context.Context, c *container) (*buildRun, error) {
+	stop := context.AfterFunc(ctx, func() {
+		m.mu.Lock()
+		m.changed.Broadcast()
+		m.mu.Unlock()
+	})
+	defer stop()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for c.build != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		m.changed.Wait()
+	}
+	if c.destroying {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, c.name)
+	}
+	run := m.claimNewBuild(c)
+	m.publishLocked(c.name, "config", "building")
+	return run, nil
+}
+
+// runBuild runs a claimed build in the background, under the manager's context: it
+// goes on when the caller stops waiting, and Destroy or Close cancel it.
+func (m *Manager) runBuild(c *container, run *buildRun, build func(context.Context) error) {
 	ctx, cancel := context.WithCancel(m.ctx)
 	m.mu.Lock()
-	c.cancelBuild = cancel
-	c.config = "building"
-	if c.buildDone == nil {
-		c.buildDone = make(chan struct{})
-	}
-	done := c.buildDone
-	m.publishLocked(c.name, "config", "building")
+	run.cancel = cancel
 	m.mu.Unlock()
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		defer cancel()
-		c.buildMu.Lock()
 		start := time.Now()
 		err := build(ctx)
-		c.buildMu.Unlock()
-		m.finishBuild(c, done, err, time.Since(start))
+		m.finishBuild(c, run, err, time.Since(start))
 	}()
 }
 
-func (m *Manager) finishBuild(c *container, done chan struct{}, err error, took time.Duration) {
+func (m *Manager) finishBuild(c *container, run *buildRun, err error, took time.Duration) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	wasCreating := c.creating
 	c.creating = false
-	c.buildErr = err
-	c.buildDone = nil
+	run.err = err
+	c.build, c.lastBuild = nil, run
 	if err != nil {
 		c.config = "failed"
 		c.lastErr = oneLine(buildError(m.l.BuildLogPath(c.name), err))
@@ -236,9 +272,8 @@ func (m *Manager) finishBuild(c *container, done chan struct{}, err error, took 
 	if wasCreating {
 		m.publishLocked(c.name, "state", m.stateLocked(c))
 	}
-	close(done)
+	close(run.done)
 	m.changed.Broadcast()
-	m.mu.Unlock()
 }
 
 // buildError is the readable reason of a failed build: nix's "error:" line from the
@@ -246,6 +281,9 @@ func (m *Manager) finishBuild(c *container, done chan struct{}, err error, took 
 func buildError(logPath string, err error) string {
 	if errorsIsCtx(err) {
 		return "build cancelled"
+	}
+	if !errors.Is(err, ErrBuildFailed) {
+		return err.Error() // not nix's: the log has nothing to add
 	}
 	f, ferr := os.Open(logPath)
 	if ferr != nil {
@@ -267,32 +305,37 @@ func buildError(logPath string, err error) string {
 	return err.Error()
 }
 
-// WaitBuilt waits for a build in progress to end and returns its error; nil at once
-// when none runs.
+// WaitBuilt waits for the build in progress, or else takes the last one, and returns
+// its error; nil when the container was never built here.
 func (m *Manager) WaitBuilt(ctx context.Context, name string) error {
-	c, err := m.get(name)
+	c, err := m.lookup(name)
 	if err != nil {
 		return err
 	}
 	m.mu.Lock()
-	done := c.buildDone
+	run := c.build
+	if run == nil {
+		run = c.lastBuild
+	}
 	m.mu.Unlock()
-	if done == nil {
+	if run == nil {
 		return nil
 	}
+	return waitRun(ctx, run)
+}
+
+func waitRun(ctx context.Context, run *buildRun) error {
 	select {
-	case <-done:
+	case <-run.done:
+		return run.err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return c.buildErr
 }
 
 // ReadConfig returns the container's configuration.nix.
 func (m *Manager) ReadConfig(name string) ([]byte, error) {
-	if _, err := m.get(name); err != nil {
+	if _, err := m.lookup(name); err != nil {
 		return nil, err
 	}
 	return os.ReadFile(m.l.ConfigPath(name))
@@ -301,49 +344,37 @@ func (m *Manager) ReadConfig(name string) ([]byte, error) {
 // SetConfig is `nixos-container update NAME --config-file`: the text becomes the
 // container's configuration.nix, the system is built and, if the container runs,
 // activated without a restart. The new text stays even when the build fails; the
-// container then keeps its previous system and Status says why. If ctx ends first the
-// build and switch go on, and ctx's error is returned.
+// container then keeps its previous system and Status says why. If ctx ends once the
+// build has begun, the build and switch go on and ctx's error is returned.
 func (m *Manager) SetConfig(ctx context.Context, name string, text []byte) error {
-	c, err := m.get(name)
-	if err != nil {
-		return err
-	}
-	if c.declarative {
-		return fmt.Errorf("%w: %s", ErrDeclarative, name)
-	}
-	c.buildMu.Lock()
-	err = writeFileAtomic(m.l.ConfigPath(name), text, 0o644)
-	c.buildMu.Unlock()
-	if err != nil {
-		return fmt.Errorf("write configuration of %s: %w", name, err)
-	}
-	return m.Update(ctx, name)
+	return m.update(ctx, name, text)
 }
 
 // Update builds the current configuration.nix and, if the container runs, switches it
 // to the new system (`nixos-container update NAME`).
 func (m *Manager) Update(ctx context.Context, name string) error {
-	c, err := m.get(name)
+	return m.update(ctx, name, nil)
+}
+
+func (m *Manager) update(ctx context.Context, name string, text []byte) error {
+	c, err := m.mutable(name)
 	if err != nil {
 		return err
 	}
-	if c.declarative {
-		return fmt.Errorf("%w: %s", ErrDeclarative, name)
-	}
-	// Let a build in progress end first: builds of one container never overlap.
-	if err := m.WaitBuilt(ctx, name); err != nil && !errors.Is(err, ErrBuildFailed) && !errorsIsCtx(err) {
-		return err
-	} else if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	m.mu.Lock()
-	c.buildDone = make(chan struct{})
-	m.mu.Unlock()
-	conf, err := m.Conf(name)
+	run, err := m.claimBuild(ctx, c)
 	if err != nil {
 		return err
 	}
-	m.startBuild(c, func(ctx context.Context) error {
+	m.runBuild(c, run, func(ctx context.Context) error {
+		if text != nil {
+			if err := writeFileAtomic(m.l.ConfigPath(name), text, 0o644); err != nil {
+				return fmt.Errorf("write configuration of %s: %w", name, err)
+			}
+		}
+		conf, err := m.Conf(name)
+		if err != nil {
+			return err
+		}
 		if err := m.buildSystem(ctx, name, conf); err != nil {
 			return err
 		}
@@ -352,86 +383,95 @@ func (m *Manager) Update(ctx context.Context, name string) error {
 		}
 		return nil
 	})
-	return m.WaitBuilt(ctx, name)
+	return waitRun(ctx, run)
 }
 
 // ---- unit operations ----
 
-// Start starts the container and returns once it reported ready (or failed). Start of
-// a running container succeeds; start while creating waits for the build first.
-func (m *Manager) Start(ctx context.Context, name string) error {
-	if _, err := m.get(name); err != nil {
+// noteErr records a failed operation's error for Status (SPEC: every error has a
+// readable line in status). A cancelled wait is not a failure: the operation goes on.
+func (m *Manager) noteErr(name string, err *error) {
+	if *err != nil && !errorsIsCtx(*err) {
+		m.setError(name, *err)
+	}
+}
+
+// Start starts the container and returns once it reported ready, or with the unit's
+// failure. Start of a running container succeeds; start while creating waits for the
+// build first.
+func (m *Manager) Start(ctx context.Context, name string) (err error) {
+	defer m.noteErr(name, &err)
+	return m.startWith(ctx, name, m.sup.start)
+}
+
+// Restart stops and starts the container.
+func (m *Manager) Restart(ctx context.Context, name string) (err error) {
+	defer m.noteErr(name, &err)
+	return m.startWith(ctx, name, m.sup.restart)
+}
+
+func (m *Manager) startWith(ctx context.Context, name string, job func(context.Context, string) error) error {
+	c, err := m.lookup(name)
+	if err != nil {
 		return err
 	}
+	unlock, err := c.lockUnit(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := m.WaitBuilt(ctx, name); err != nil {
 		return err
 	}
-	if sys, _ := systemGeneration(m.l.SystemLink(name)); sys == "" {
-		err := fmt.Errorf("%w: %s (see build.log)", ErrNotBuilt, name)
-		m.setError(name, err)
+	conf, err := m.Conf(name) // also: not destroyed meanwhile
+	if err != nil {
 		return err
 	}
+	if sys, _ := systemGeneration(systemLinkOf(m.l, name, conf)); sys == "" {
+		return fmt.Errorf("%w: %s (see build.log)", ErrNotBuilt, name)
+	}
 	unit := UnitName(name)
-	err := m.sup.start(ctx, unit)
+	err = job(ctx, unit)
 	if errorsIsCtx(err) {
 		return err
 	}
-	if err != nil {
-		st := m.sup.unitStateOf(m.ctx, unit)
-		err = fmt.Errorf("%w: %s: %v; unit %s, result %s (see log)", ErrStartFailed, unit, err, st.ActiveState, st.Result)
-		m.setError(name, err)
+	if err == nil {
+		err = m.settle(ctx, name, "running", "failed")
+	}
+	if st, _ := m.State(name); err == nil && st == "running" {
+		m.setError(name, nil)
+		return nil
+	}
+	if errorsIsCtx(err) {
 		return err
 	}
-	m.setError(name, nil)
-	return m.settle(ctx, name, "running", "failed")
+	us := m.sup.unitStateOf(m.ctx, unit)
+	return fmt.Errorf("%w: %s is %s (result: %s); see its log", ErrStartFailed, unit, us.ActiveState, us.Result)
 }
 
 // Stop stops the container and returns once it is down.
-func (m *Manager) Stop(ctx context.Context, name string) error {
-	if _, err := m.get(name); err != nil {
+func (m *Manager) Stop(ctx context.Context, name string) (err error) {
+	defer m.noteErr(name, &err)
+	if _, err := m.lookup(name); err != nil {
 		return err
 	}
 	if err := m.sup.stop(ctx, UnitName(name)); err != nil {
-		if !errorsIsCtx(err) {
-			m.setError(name, err)
-		}
 		return err
 	}
 	m.setError(name, nil)
 	return m.settle(ctx, name, "stopped", "failed")
 }
 
-// Restart stops and starts the container.
-func (m *Manager) Restart(ctx context.Context, name string) error {
-	if _, err := m.get(name); err != nil {
-		return err
-	}
-	if err := m.WaitBuilt(ctx, name); err != nil {
-		return err
-	}
-	if err := m.sup.restart(ctx, UnitName(name)); err != nil {
-		if !errorsIsCtx(err) {
-			m.setError(name, err)
-		}
-		return err
-	}
-	m.setError(name, nil)
-	return m.settle(ctx, name, "running", "failed")
-}
-
 // Reload activates the current system of a running container without a restart.
-func (m *Manager) Reload(ctx context.Context, name string) error {
-	if _, err := m.get(name); err != nil {
+func (m *Manager) Reload(ctx context.Context, name string) (err error) {
+	defer m.noteErr(name, &err)
+	if _, err := m.lookup(name); err != nil {
 		return err
 	}
 	if st, _ := m.State(name); st != "running" {
-		return fmt.Errorf("%w: %s is %s, not running", ErrInvalid, name, st)
+		return fmt.Errorf("%w: %s is %s, not running: nothing to reload", ErrInvalid, name, st)
 	}
-	err := m.reloadUnit(ctx, name)
-	if !errorsIsCtx(err) {
-		m.setError(name, err)
-	}
-	return err
+	return m.reloadUnit(ctx, name)
 }
 
 func (m *Manager) reloadUnit(ctx context.Context, name string) error {
@@ -442,11 +482,14 @@ func (m *Manager) reloadUnit(ctx context.Context, name string) error {
 }
 
 // Terminate kills every process of the container at once (machinectl terminate).
-func (m *Manager) Terminate(ctx context.Context, name string) error {
-	if _, err := m.get(name); err != nil {
+func (m *Manager) Terminate(ctx context.Context, name string) (err error) {
+	defer m.noteErr(name, &err)
+	if _, err := m.lookup(name); err != nil {
 		return err
 	}
-	m.sup.kill(ctx, UnitName(name))
+	if err := m.sup.kill(ctx, UnitName(name)); err != nil {
+		return err
+	}
 	return m.settle(ctx, name, "stopped", "failed")
 }
 
@@ -469,34 +512,46 @@ func (m *Manager) settle(ctx context.Context, name string, want ...string) error
 	})
 }
 
+// busy tells the states in which a container's files are in use.
+func busy(state string) bool {
+	return state == "running" || state == "starting" || state == "stopping"
+}
+
 // ---- files ----
 
 // Destroy removes the container: profile, gc roots, root tree, build log and conf
-// file. A running container is refused (ErrBusy): stop it first.
-func (m *Manager) Destroy(ctx context.Context, name string) error {
-	c, err := m.get(name)
+// file. A running container is refused (ErrBusy): stop it first. A build in progress
+// is cancelled.
+func (m *Manager) Destroy(ctx context.Context, name string) (err error) {
+	defer m.noteErr(name, &err)
+	c, err := m.mutable(name)
 	if err != nil {
 		return err
 	}
-	if c.declarative {
-		return fmt.Errorf("%w: %s", ErrDeclarative, name)
-	}
-	m.mu.Lock()
-	st := m.stateLocked(c)
-	cancel := c.cancelBuild
-	m.mu.Unlock()
-	switch st {
-	case "running", "starting", "stopping":
-		return fmt.Errorf("%w: %s is %s", ErrBusy, name, st)
-	}
-	if cancel != nil {
-		cancel()
-	}
-	if err := m.WaitBuilt(ctx, name); errorsIsCtx(err) && ctx.Err() != nil {
+	unlock, err := c.lockUnit(ctx)
+	if err != nil {
 		return err
 	}
-	c.buildMu.Lock()
-	defer c.buildMu.Unlock()
+	defer unlock()
+	root := m.l.RootPath(name)
+	m.mu.Lock()
+	st := m.stateLocked(c)
+	if busy(st) {
+		m.mu.Unlock()
+		return fmt.Errorf("%w: %s is %s; stop it first", ErrBusy, name, st)
+	}
+	if mnt := MountsUnder(root); len(mnt) > 0 {
+		m.mu.Unlock()
+		return fmt.Errorf("%w: %s has filesystems mounted in its root tree (%s); unmount them first", ErrBusy, name, strings.Join(mnt, ", "))
+	}
+	c.destroying = true
+	run := c.build
+	m.mu.Unlock()
+	if run != nil {
+		run.cancel()
+		<-run.done
+	}
+
 	var errs []error
 	for _, p := range []string{m.l.ProfilePath(name), m.l.GCRootPath(name)} {
 		if err := os.RemoveAll(p); err != nil {
@@ -505,15 +560,17 @@ func (m *Manager) Destroy(ctx context.Context, name string) error {
 	}
 	// The root tree may be large: moved aside at once (rmdir holds the mount's root
 	// directory lock), deleted in the background.
-	if err := m.discard(m.l.RootPath(name)); err != nil {
+	if err := m.discard(root); err != nil {
 		errs = append(errs, err)
 	}
 	os.Remove(m.l.BuildLogPath(name))
-	if err := errors.Join(errs...); err != nil {
-		m.setError(name, err)
-		return fmt.Errorf("destroy %s: %w", name, err)
-	}
 	if err := os.Remove(m.l.ConfPath(name)); err != nil && !os.IsNotExist(err) {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		m.mu.Lock()
+		c.destroying = false
+		m.mu.Unlock()
 		return fmt.Errorf("destroy %s: %w", name, err)
 	}
 	m.sup.resetFailed(ctx, UnitName(name))
@@ -531,46 +588,56 @@ func (m *Manager) Destroy(ctx context.Context, name string) error {
 const trashPrefix = ".nixcfs-trash-"
 
 // discard removes a directory tree: renamed to a hidden name in its parent, so that it
-// is gone from its place at once, then deleted in the background.
+// is gone from its place at once, then deleted in the background (Close waits).
 func (m *Manager) discard(dir string) error {
 	if _, err := os.Lstat(dir); os.IsNotExist(err) {
 		return nil
 	}
 	trash, err := os.MkdirTemp(filepath.Dir(dir), trashPrefix)
 	if err != nil {
-		return os.RemoveAll(dir)
+		return removeTree(dir)
 	}
 	if err := os.Rename(dir, filepath.Join(trash, filepath.Base(dir))); err != nil {
 		os.Remove(trash)
-		return os.RemoveAll(dir)
+		return removeTree(dir)
 	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		if err := os.RemoveAll(trash); err != nil {
+		if err := removeTree(trash); err != nil {
 			m.log.Warn().Err(err).Str("path", trash).Msg("removing a destroyed root tree")
 		}
 	}()
 	return nil
 }
 
-// emptyTrash removes what an earlier run left to delete in the background.
-func (m *Manager) emptyTrash() {
+// EmptyTrash removes root trees that an earlier run moved aside and did not finish
+// deleting. The mount daemon calls it in the background at start.
+func (m *Manager) EmptyTrash() {
 	leftovers, _ := filepath.Glob(filepath.Join(m.l.StateDir, trashPrefix+"*"))
 	for _, t := range leftovers {
-		m.discard(t)
+		if err := removeTree(t); err != nil {
+			m.log.Warn().Err(err).Str("path", t).Msg("removing a destroyed root tree")
+		}
 	}
+}
+
+// removeTree is os.RemoveAll that refuses to descend into a filesystem mounted inside
+// the tree (nixos-container's `rm --one-file-system`): a bind mount's host data is
+// never deleted.
+func removeTree(dir string) error {
+	if mnt := MountsUnder(dir); len(mnt) > 0 {
+		return fmt.Errorf("%w: filesystems are mounted under %s (%s)", ErrBusy, dir, strings.Join(mnt, ", "))
+	}
+	return os.RemoveAll(dir)
 }
 
 // SetAddresses changes HOST_ADDRESS and/or LOCAL_ADDRESS ("" keeps one) of a stopped
 // container, under the address lock.
-func (m *Manager) SetAddresses(ctx context.Context, name, hostAddr, localAddr string) error {
-	c, err := m.get(name)
-	if err != nil {
+func (m *Manager) SetAddresses(ctx context.Context, name, hostAddr, localAddr string) (err error) {
+	defer m.noteErr(name, &err)
+	if _, err := m.mutable(name); err != nil {
 		return err
-	}
-	if c.declarative {
-		return fmt.Errorf("%w: %s", ErrDeclarative, name)
 	}
 	for _, a := range []string{hostAddr, localAddr} {
 		if a != "" {
@@ -579,36 +646,52 @@ func (m *Manager) SetAddresses(ctx context.Context, name, hostAddr, localAddr st
 			}
 		}
 	}
-	if st, _ := m.State(name); st == "running" || st == "starting" || st == "stopping" {
+	lock, err := lockAddresses(m.l.LockFile)
+	if err != nil {
+		return err
+	}
+	defer lock.unlock()
+	if st, _ := m.State(name); busy(st) {
 		return fmt.Errorf("%w: %s is %s; stop it to change its address", ErrBusy, name, st)
+	}
+	used, err := usedAddresses(m.l.ConfDir)
+	if err != nil {
+		return err
+	}
+	conf, err := m.Conf(name)
+	if err != nil {
+		return err
+	}
+	newHost, newLocal := conf.Get("HOST_ADDRESS"), conf.Get("LOCAL_ADDRESS")
+	for _, a := range []struct{ value, dst *string }{{&hostAddr, &newHost}, {&localAddr, &newLocal}} {
+		if *a.value != "" {
+			if err := checkAddressFree(used, *a.value, name); err != nil {
+				return err
+			}
+			*a.dst = *a.value
+		}
+	}
+	if newHost != "" && bareAddress(newHost) == bareAddress(newLocal) {
+		return fmt.Errorf("%w: host and container address would both be %s", ErrInvalid, bareAddress(newHost))
+	}
+	return m.editConf(name, func(conf *Conf) {
+		conf.Set("HOST_ADDRESS", newHost)
+		conf.Set("LOCAL_ADDRESS", newLocal)
+	})
+}
+
+// SetAutostart sets AUTO_START.
+func (m *Manager) SetAutostart(name string, on bool) (err error) {
+	defer m.noteErr(name, &err)
+	if _, err := m.mutable(name); err != nil {
+		return err
 	}
 	lock, err := lockAddresses(m.l.LockFile)
 	if err != nil {
 		return err
 	}
 	defer lock.unlock()
-	used, err := usedAddresses(m.l.ConfDir)
-	if err != nil {
-		return err
-	}
-	for _, a := range []string{hostAddr, localAddr} {
-		if a != "" {
-			if err := checkAddressFree(used, a, name); err != nil {
-				return err
-			}
-		}
-	}
-	if hostAddr != "" && localAddr != "" && bareAddress(hostAddr) == bareAddress(localAddr) {
-		return fmt.Errorf("%w: host and container address are the same", ErrInvalid)
-	}
-	return m.editConf(name, func(conf *Conf) {
-		if hostAddr != "" {
-			conf.Set("HOST_ADDRESS", hostAddr)
-		}
-		if localAddr != "" {
-			conf.Set("LOCAL_ADDRESS", localAddr)
-		}
-	})
+	return m.editConf(name, func(conf *Conf) { conf.Set("AUTO_START", boolDigit(on)) })
 }
 
 // StartAutostart starts, one after another, every stopped container whose conf says
@@ -622,7 +705,7 @@ func (m *Manager) StartAutostart(ctx context.Context) ([]string, error) {
 		if err != nil || conf.Get("AUTO_START") != "1" {
 			continue
 		}
-		if st, _ := m.State(name); st != "stopped" && st != "failed" && st != "creating" {
+		if st, _ := m.State(name); busy(st) {
 			continue
 		}
 		if err := m.Start(ctx, name); err != nil {
@@ -634,19 +717,8 @@ func (m *Manager) StartAutostart(ctx context.Context) ([]string, error) {
 	return started, errors.Join(errs...)
 }
 
-// SetAutostart sets AUTO_START.
-func (m *Manager) SetAutostart(name string, on bool) error {
-	c, err := m.get(name)
-	if err != nil {
-		return err
-	}
-	if c.declarative {
-		return fmt.Errorf("%w: %s", ErrDeclarative, name)
-	}
-	return m.editConf(name, func(conf *Conf) { conf.Set("AUTO_START", boolDigit(on)) })
-}
-
-// editConf rewrites the conf file atomically and updates the in-memory copy.
+// editConf rewrites the conf file atomically and updates the in-memory copy. The
+// caller holds the address lock, which nixos-container also takes to write conf files.
 func (m *Manager) editConf(name string, edit func(*Conf)) error {
 	path := m.l.ConfPath(name)
 	conf, err := ReadConf(path)
@@ -660,9 +732,10 @@ func (m *Manager) editConf(name string, edit func(*Conf)) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if c := m.containers[name]; c != nil {
-		for _, k := range []string{"HOST_ADDRESS", "LOCAL_ADDRESS", "AUTO_START"} {
-			if c.conf.Get(k) != conf.Get(k) {
-				m.publishLocked(name, strings.ToLower(k), conf.Get(k))
+		// Events are named after the files that show these keys.
+		for _, k := range []struct{ key, file string }{{"HOST_ADDRESS", "host-address"}, {"LOCAL_ADDRESS", "address"}, {"AUTO_START", "autostart"}} {
+			if c.conf.Get(k.key) != conf.Get(k.key) {
+				m.publishLocked(name, k.file, conf.Get(k.key))
 			}
 		}
 		c.conf = conf

@@ -23,7 +23,10 @@ type Options struct {
 	UnitDir           string   // where the runtime template goes, default /run/systemd/system
 	UnitSearchDirs    []string // where a host's own container@.service is looked for
 	MaxParallelBuilds int      // default 4
-	Log               zerolog.Logger
+	// ReplaceTemplate rewrites nixcfs's container@.service for this binary even when a
+	// working one is installed: for the long-running mount, not for one-shot verbs.
+	ReplaceTemplate bool
+	Log             zerolog.Logger
 }
 
 // Manager creates, builds, starts, stops, updates, inspects and destroys NixOS
@@ -47,20 +50,42 @@ type Manager struct {
 	changed    *sync.Cond // broadcast on every state change, for waiters
 }
 
-// container is the in-memory record of one container. Fields are guarded by
-// Manager.mu, except that buildMu serialises config writes and builds.
+// container is the in-memory record of one container, guarded by Manager.mu.
 type container struct {
 	name        string
 	conf        Conf
 	declarative bool
 	leader      int
-	creating    bool
-	config      string // "", "building", "built", "failed"
-	buildDone   chan struct{}
-	buildErr    error
-	cancelBuild context.CancelFunc
+	creating    bool      // its first build runs
+	destroying  bool      // Destroy has begun: no new build or start
+	config      string    // "", "building", "built", "failed"
+	build       *buildRun // the build in progress
+	lastBuild   *buildRun // the one before, for WaitBuilt
 	lastErr     string
-	buildMu     sync.Mutex
+	// unitLock (one slot) keeps Start and Restart apart from Destroy, which would
+	// otherwise race prestart recreating the root tree it removes.
+	unitLock chan struct{}
+}
+
+// buildRun is one build of a container's system.
+type buildRun struct {
+	done   chan struct{} // closed when it ended; err is set then
+	err    error
+	cancel context.CancelFunc
+}
+
+func newContainer(name string) *container {
+	return &container{name: name, unitLock: make(chan struct{}, 1)}
+}
+
+// lockUnit takes the container's unit lock, or gives up when ctx ends.
+func (c *container) lockUnit(ctx context.Context) (unlock func(), err error) {
+	select {
+	case c.unitLock <- struct{}{}:
+		return func() { <-c.unitLock }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // New connects to systemd, installs the unit template where the host has none, reads
@@ -99,7 +124,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	tmpl, err := sup.installTemplate(ctx, opts.UnitDir, opts.UnitSearchDirs, opts.NixcfsBin, l)
+	tmpl, err := sup.installTemplate(ctx, opts.UnitDir, opts.UnitSearchDirs, opts.NixcfsBin, l, opts.ReplaceTemplate)
 	if err != nil {
 		sup.close()
 		return nil, err
@@ -136,7 +161,6 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	for _, n := range names {
 		m.refreshConf(n, false)
 	}
-	m.emptyTrash()
 	m.wg.Add(2)
 	go m.followSystemd()
 	go m.followConfDir()
@@ -180,12 +204,28 @@ func (m *Manager) Exists(name string) bool {
 	return m.containers[name] != nil
 }
 
-func (m *Manager) get(name string) (*container, error) {
+// lookup finds a container that exists and is not being destroyed.
+func (m *Manager) lookup(name string) (*container, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := m.containers[name]
-	if c == nil {
+	if c == nil || c.destroying {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	return c, nil
+}
+
+// mutable is lookup for operations that change a container: declarative ones are
+// managed by the host's NixOS configuration and refused.
+func (m *Manager) mutable(name string) (*container, error) {
+	c, err := m.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c.declarative {
+		return nil, fmt.Errorf("%w: %s", ErrDeclarative, name)
 	}
 	return c, nil
 }
@@ -238,14 +278,15 @@ func (m *Manager) Status(name string) (Status, error) {
 		Autostart: c.conf.Get("AUTO_START") == "1", Error: c.lastErr,
 		Declarative: c.declarative,
 	}
+	if c.conf.Get("PRIVATE_NETWORK") == "1" {
+		st.Interface = HostInterface(name)
+	}
+	sysLink := systemLinkOf(m.l, name, c.conf)
 	m.mu.Unlock()
 	if st.ActiveState == "" {
 		st.ActiveState, st.SubState = "inactive", "dead"
 	}
-	if st.HostBridge == "" && st.HostAddress != "" || st.LocalAddress != "" {
-		st.Interface = HostInterface(name)
-	}
-	st.System, st.Generation = systemGeneration(m.l.SystemLink(name))
+	st.System, st.Generation = systemGeneration(sysLink)
 	if st.Config == "" && st.System != "" {
 		st.Config = "built"
 	}
@@ -254,7 +295,7 @@ func (m *Manager) Status(name string) (Status, error) {
 
 // Conf returns a copy of the container's conf file as last read.
 func (m *Manager) Conf(name string) (Conf, error) {
-	c, err := m.get(name)
+	c, err := m.lookup(name)
 	if err != nil {
 		return Conf{}, err
 	}
@@ -408,7 +449,8 @@ func (m *Manager) refreshConf(name string, announce bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.containers[name] == nil {
-		c = &container{name: name, conf: conf, declarative: decl}
+		c = newContainer(name)
+		c.conf, c.declarative = conf, decl
 		m.containers[name] = c
 		if !unitKnown {
 			m.units[name] = st

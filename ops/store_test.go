@@ -222,6 +222,17 @@ func TestUnitTemplate(t *testing.T) {
 			t.Errorf("template lacks %q", want)
 		}
 	}
+	if got := templateBinary(text); got != "/usr/bin/nixcfs" {
+		t.Errorf("templateBinary = %q", got)
+	}
+	if !strings.Contains(text, "EnvironmentFile=-/etc/containers/%i.conf") || strings.Contains(text, "--conf-dir") {
+		t.Errorf("one template serves both of nixos-container's layouts:\n%s", text)
+	}
+	custom := NewLayout()
+	custom.ConfDir = "/srv/confs"
+	if text := unitTemplate("/x", custom); !strings.Contains(text, "--conf-dir=/srv/confs") || !strings.Contains(text, "EnvironmentFile=-/srv/confs/%i.conf") {
+		t.Errorf("custom directories are passed on:\n%s", text)
+	}
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "container@.service"), []byte(text), 0o644)
 	if p := hostTemplate([]string{dir}); p != "" {

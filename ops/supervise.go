@@ -55,14 +55,21 @@ func (s *supervisor) close() { s.conn.Close() }
 
 // installTemplate writes nixcfs's container@.service into unitDir unless the host has
 // its own (NixOS), and reloads systemd when the text changed.
-func (s *supervisor) installTemplate(ctx context.Context, unitDir string, searchDirs []string, nixcfsBin string, l Layout) (string, error) {
+// Unless replace, a template of ours that works (its binary exists) is kept: a CLI
+// run from another build must not repoint the daemon's containers at itself.
+func (s *supervisor) installTemplate(ctx context.Context, unitDir string, searchDirs []string, nixcfsBin string, l Layout, replace bool) (string, error) {
 	if p := hostTemplate(searchDirs); p != "" {
 		return p, nil
 	}
 	path := filepath.Join(unitDir, "container@.service")
 	text := unitTemplate(nixcfsBin, l)
-	if old, err := os.ReadFile(path); err == nil && string(old) == text {
-		return path, nil
+	if old, err := os.ReadFile(path); err == nil {
+		if string(old) == text {
+			return path, nil
+		}
+		if _, err := os.Stat(templateBinary(string(old))); err == nil && !replace {
+			return path, nil
+		}
 	}
 	if err := os.MkdirAll(unitDir, 0o755); err != nil {
 		return "", fmt.Errorf("install unit template: %w", err)
@@ -189,8 +196,11 @@ func (s *supervisor) reload(ctx context.Context, unit string) error {
 }
 
 // kill sends SIGKILL to every process of the unit (machinectl terminate).
-func (s *supervisor) kill(ctx context.Context, unit string) {
-	s.conn.KillUnitContext(ctx, unit, int32(syscall.SIGKILL))
+func (s *supervisor) kill(ctx context.Context, unit string) error {
+	if err := s.conn.KillUnitWithTarget(ctx, unit, sd.All, int32(syscall.SIGKILL)); err != nil {
+		return fmt.Errorf("%w: kill %s: %v", ErrUnitOperation, unit, err)
+	}
+	return nil
 }
 
 func (s *supervisor) resetFailed(ctx context.Context, unit string) {

@@ -25,16 +25,24 @@ func UnitName(name string) string { return "container@" + name + ".service" }
 
 const templateMarker = "# written by nixcfs"
 
-// unitTemplate is the text of container@.service for this binary and layout.
+// unitTemplate is the text of container@.service for this binary. With one of
+// nixos-container's two layouts the steps find each container's conf file themselves
+// (LayoutOf), so one template serves both; other directories are passed as flags.
 func unitTemplate(nixcfsBin string, l Layout) string {
-	step := func(verb string) string {
-		return fmt.Sprintf("%s unit %s --conf-dir=%s --state-dir=%s --profile-dir=%s --gcroot-dir=%s %%i",
-			nixcfsBin, verb, l.ConfDir, l.StateDir, l.ProfileDir, l.GCRootDir)
+	flags, envFiles := "", []string{NewLayout().ConfDir, OldLayout().ConfDir}
+	if l != NewLayout() && l != OldLayout() {
+		flags = fmt.Sprintf(" --conf-dir=%s --state-dir=%s --profile-dir=%s --gcroot-dir=%s",
+			l.ConfDir, l.StateDir, l.ProfileDir, l.GCRootDir)
+		envFiles = []string{l.ConfDir}
+	}
+	step := func(verb string) string { return fmt.Sprintf("%s unit %s%s %%i", nixcfsBin, verb, flags) }
+	var env strings.Builder
+	for _, d := range envFiles {
+		fmt.Fprintf(&env, "EnvironmentFile=-%s/%%i.conf\n", d)
 	}
 	return fmt.Sprintf(`%s: the runtime template for hosts without NixOS's own.
 [Unit]
 Description=Container '%%i'
-RequiresMountsFor=%s/%%i
 
 [Service]
 Type=notify
@@ -44,15 +52,33 @@ KillSignal=TERM
 Delegate=yes
 DevicePolicy=closed
 SyslogIdentifier=container %%i
-EnvironmentFile=-%s/%%i.conf
-Environment=root=%s/%%i INSTANCE=%%i
+%sEnvironment=INSTANCE=%%i
 TimeoutStartSec=1min
 ExecStartPre=%s
 ExecStart=%s
 ExecReload=%s
 ExecStopPost=%s
-`, templateMarker, l.StateDir, l.ConfDir, l.StateDir,
-		step("prestart"), step("start"), step("reload"), step("poststop"))
+`, templateMarker, env.String(), step("prestart"), step("start"), step("reload"), step("poststop"))
+}
+
+// LayoutOf is the layout in which NAME.conf exists: NixOS 22.05's, else the older one,
+// else (a container not made yet) NixOS 22.05's.
+func LayoutOf(name string) Layout {
+	if _, err := os.Stat(OldLayout().ConfPath(name)); err == nil {
+		if _, err := os.Stat(NewLayout().ConfPath(name)); err != nil {
+			return OldLayout()
+		}
+	}
+	return NewLayout()
+}
+
+// templateBinary is the nixcfs binary a template of ours runs, "" if none.
+func templateBinary(text string) string {
+	_, rest, ok := strings.Cut(text, "\nExecStart=")
+	if !ok {
+		return ""
+	}
+	return strings.Fields(rest)[0]
 }
 
 // hostTemplate returns the path of a container@.service that is not ours (NixOS's),
@@ -117,14 +143,20 @@ func UnitPrestart(l Layout, name string) error {
 	return nil
 }
 
+// systemLinkOf is the container's system: $SYSTEM_PATH when its conf sets one (NixOS
+// declarative containers may), else its profile.
+func systemLinkOf(l Layout, name string, conf Conf) string {
+	if sys := conf.Get("SYSTEM_PATH"); sys != "" {
+		return sys
+	}
+	return l.SystemLink(name)
+}
+
 // initPath is the store path of the init nspawn runs: $SYSTEM_PATH/init, by default the
 // container's profile. It is resolved on the host because nspawn wants a path that
 // exists inside the container, and host-side symlinks outside /nix/store do not.
 func initPath(l Layout, name string, conf Conf) (string, error) {
-	sys := conf.Get("SYSTEM_PATH")
-	if sys == "" {
-		sys = l.SystemLink(name)
-	}
+	sys := systemLinkOf(l, name, conf)
 	// Resolve the system, not init itself: init finds its system from its own path.
 	resolved, err := filepath.EvalSymlinks(sys)
 	if err == nil {

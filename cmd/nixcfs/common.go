@@ -71,7 +71,7 @@ func (mf *managerFlags) register(fs *flag.FlagSet) {
 }
 
 // open starts a manager with this verb's flags, logging as daemonLogger does.
-func (mf *managerFlags) open(ctx context.Context) (*ops.Manager, zerolog.Logger, error) {
+func (mf *managerFlags) open(ctx context.Context, replaceTemplate bool) (*ops.Manager, zerolog.Logger, error) {
 	l, err := mf.resolve()
 	if err != nil {
 		return nil, zerolog.Logger{}, err
@@ -80,7 +80,7 @@ func (mf *managerFlags) open(ctx context.Context) (*ops.Manager, zerolog.Logger,
 	if err != nil {
 		return nil, zerolog.Logger{}, err
 	}
-	m, err := ops.New(ctx, ops.Options{Layout: l, NixOSPath: mf.nixosPath, Log: log})
+	m, err := ops.New(ctx, ops.Options{Layout: l, NixOSPath: mf.nixosPath, Log: log, ReplaceTemplate: replaceTemplate})
 	return m, log, err
 }
 

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 
 	nixfs "nixcfs/fs"
+	"nixcfs/ops"
 )
 
 const defaultMountpoint = "/mnt/nixc"
@@ -71,7 +71,7 @@ func cmdMount(v verb, args []string) int {
 	}
 	ctx, stop := interruptible()
 	defer stop()
-	m, log, err := mf.open(ctx)
+	m, log, err := mf.open(ctx, true)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -85,7 +85,9 @@ func cmdMount(v verb, args []string) int {
 		log.Warn().Err(err).Msg("sd_notify")
 	}
 
-	// Containers created with --auto-start come up with the mount, which runs at boot.
+	// Containers created with --auto-start come up with the mount, which runs at boot;
+	// root trees an earlier run left to delete go.
+	go m.EmptyTrash()
 	go func() {
 		started, err := m.StartAutostart(ctx)
 		for _, name := range started {
@@ -144,52 +146,10 @@ func usableMountpoint(path string) (string, error) {
 	if real, err := filepath.EvalSymlinks(abs); err == nil {
 		abs = real
 	}
-	if fstype, mounted := mountedAt(abs); mounted {
-		return "", fmt.Errorf("%s is busy: a %s filesystem is already mounted there (another nixcfs mount?)", abs, fstype)
+	for _, mnt := range ops.Mounts() {
+		if mnt.Point == abs {
+			return "", fmt.Errorf("%s is busy: a %s filesystem is already mounted there (another nixcfs mount?)", abs, mnt.FSType)
+		}
 	}
 	return abs, nil
-}
-
-// mountedAt tells whether something is mounted at path, and what, from
-// /proc/self/mountinfo.
-func mountedAt(path string) (fstype string, mounted bool) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return "", false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
-		fields := strings.Fields(line)
-		sep := -1
-		for i, f := range fields {
-			if f == "-" {
-				sep = i
-				break
-			}
-		}
-		if len(fields) < 5 || sep < 0 || sep+1 >= len(fields) {
-			continue
-		}
-		if unescapeMountinfo(fields[4]) == path {
-			return fields[sep+1], true
-		}
-	}
-	return "", false
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space) of mountinfo paths.
-func unescapeMountinfo(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var c byte
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &c); err == nil {
-				b.WriteByte(c)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

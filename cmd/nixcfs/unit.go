@@ -23,10 +23,16 @@ func cmdUnit(v verb, args []string) int {
 	if !ok {
 		return exit
 	}
-	l, err := lf.resolve()
-	if err != nil {
-		return fail("%v", err)
+	// The template passes no directories for nixos-container's own layouts: find the
+	// one that holds this container.
+	l := ops.LayoutOf(name)
+	if lf.confDir != "" || lf.layout != "auto" {
+		var err error
+		if l, err = lf.resolve(); err != nil {
+			return fail("%v", err)
+		}
 	}
+	var err error
 	switch step {
 	case "prestart":
 		err = ops.UnitPrestart(l, name)

@@ -51,7 +51,7 @@ func open(v verb, args []string, wantName bool, extra func(fs *flag.FlagSet)) (*
 		return nil, exit, false
 	}
 	s.ctx, s.stop = interruptible()
-	m, _, err := mf.open(s.ctx)
+	m, _, err := mf.open(s.ctx, false)
 	if err != nil {
 		s.stop()
 		return nil, fail("%v", err), false
