@@ -103,16 +103,16 @@ func ValidateAddress(s string) error {
 	return nil
 }
 
-// bareAddress drops a "/prefix".
-func bareAddress(s string) string {
+// BareAddress drops a "/prefix".
+func BareAddress(s string) string {
 	a, _, _ := strings.Cut(s, "/")
 	return a
 }
 
 // checkAddressFree fails when addr is used by a container other than self.
 func checkAddressFree(used map[string]string, addr, self string) error {
-	if owner := used[bareAddress(addr)]; owner != "" && owner != self {
-		return fmt.Errorf("%w: %s is used by %s", ErrAddressInUse, bareAddress(addr), owner)
+	if owner := used[BareAddress(addr)]; owner != "" && owner != self {
+		return fmt.Errorf("%w: %s is used by %s", ErrAddressInUse, BareAddress(addr), owner)
 	}
 	return nil
 }

@@ -40,37 +40,11 @@ func newBuilder(nixosPath string, parallel int) *builder {
 // nixos-container runs `nix-env -p PROFILE -I nixos-config=FILE -f NIXOS --set -A
 // system` in one step, but nix-env swallows evaluation errors (a `throw` such as "The
 // option `foo' does not exist." becomes "--set requires exactly one derivation"). So the
-// system is built with nix-build, which reports them, held by a temporary gc root in
-// gcRootDir until `nix-env -p PROFILE --set` has made it the next generation.
+// system is built with nix-build, which reports them, and then set with nix-env.
 func (b *builder) build(ctx context.Context, profileDir, gcRootDir, configFile, logPath string) error {
-	select {
-	case b.slots <- struct{}{}:
-		defer func() { <-b.slots }()
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	for _, d := range []string{profileDir, gcRootDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("build: %w", err)
-		}
-	}
-	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("build: open log: %w", err)
-	}
-	defer logFile.Close()
-	outLink := filepath.Join(gcRootDir, ".nixcfs-build")
-	defer os.Remove(outLink)
-	args := []string{b.nixosPath, "-I", "nixos-config=" + configFile, "-A", "system", "--out-link", outLink}
-	fmt.Fprintf(logFile, "$ nix-build %s\n", shellJoin(args))
-	if err := b.run(ctx, logFile, nil, "nix-build", args...); err != nil {
-		return err
-	}
-	system, err := os.Readlink(outLink)
-	if err != nil {
-		return fmt.Errorf("%w: nix-build made no %s: %v", ErrBuildFailed, outLink, err)
-	}
-	return b.setProfile(ctx, logFile, profileDir, system)
+	return b.buildWith(ctx, profileDir, gcRootDir, logPath, func(outLink string) (string, []string) {
+		return "nix-build", []string{b.nixosPath, "-I", "nixos-config=" + configFile, "-A", "system", "--out-link", outLink}
+	})
 }
 
 // buildFlake is create/update --flake: nixos-container builds
@@ -81,6 +55,16 @@ func (b *builder) buildFlake(ctx context.Context, profileDir, gcRootDir, flake, 
 	if err != nil {
 		return err
 	}
+	return b.buildWith(ctx, profileDir, gcRootDir, logPath, func(outLink string) (string, []string) {
+		return "nix", []string{"--extra-experimental-features", "nix-command flakes", "build", "--out-link", outLink,
+			"--", fmt.Sprintf("%s#nixosConfigurations.%q.config.system.build.toplevel", ref, attr)}
+	})
+}
+
+// buildWith runs the build command that command gives (it writes its result to
+// outLink, a temporary gc root in gcRootDir that holds the system until `nix-env -p
+// PROFILE --set` has made it the next generation), in one of the builder's slots.
+func (b *builder) buildWith(ctx context.Context, profileDir, gcRootDir, logPath string, command func(outLink string) (string, []string)) error {
 	select {
 	case b.slots <- struct{}{}:
 		defer func() { <-b.slots }()
@@ -99,15 +83,14 @@ func (b *builder) buildFlake(ctx context.Context, profileDir, gcRootDir, flake, 
 	defer logFile.Close()
 	outLink := filepath.Join(gcRootDir, ".nixcfs-build")
 	defer os.Remove(outLink)
-	args := []string{"--extra-experimental-features", "nix-command flakes", "build", "--out-link", outLink,
-		"--", fmt.Sprintf("%s#nixosConfigurations.%q.config.system.build.toplevel", ref, attr)}
-	fmt.Fprintf(logFile, "$ nix %s\n", shellJoin(args))
-	if err := b.run(ctx, logFile, nil, "nix", args...); err != nil {
+	name, args := command(outLink)
+	fmt.Fprintf(logFile, "$ %s %s\n", name, ShellJoin(args))
+	if err := b.run(ctx, logFile, nil, name, args...); err != nil {
 		return err
 	}
 	system, err := os.Readlink(outLink)
 	if err != nil {
-		return fmt.Errorf("%w: nix build made no %s: %v", ErrBuildFailed, outLink, err)
+		return fmt.Errorf("%w: %s made no %s: %v", ErrBuildFailed, name, outLink, err)
 	}
 	return b.setProfile(ctx, logFile, profileDir, system)
 }
@@ -154,7 +137,7 @@ func (b *builder) setSystem(ctx context.Context, profileDir, systemPath, logPath
 
 func (b *builder) setProfile(ctx context.Context, logFile *os.File, profileDir, system string) error {
 	args := []string{"-p", filepath.Join(profileDir, "system"), "--set", system}
-	fmt.Fprintf(logFile, "$ nix-env %s\n", shellJoin(args))
+	fmt.Fprintf(logFile, "$ nix-env %s\n", ShellJoin(args))
 	return b.run(ctx, logFile, logFile, "nix-env", args...)
 }
 
@@ -178,18 +161,20 @@ func (b *builder) run(ctx context.Context, logFile *os.File, stdout io.Writer, n
 	return nil
 }
 
-func shellJoin(args []string) string {
+// ShellJoin quotes args for a POSIX shell, as a shell user would type them.
+func ShellJoin(args []string) string {
 	quoted := make([]string, len(args))
 	for i, a := range args {
-		quoted[i] = shellQuote(a)
+		quoted[i] = ShellQuote(a)
 	}
 	return strings.Join(quoted, " ")
 }
 
-func shellQuote(s string) string {
+// ShellQuote quotes s for a POSIX shell; plain words stay as they are.
+func ShellQuote(s string) string {
 	safe := s != ""
 	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:@+,<>", r)) {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:@+,", r)) {
 			safe = false
 			break
 		}

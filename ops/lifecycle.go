@@ -42,7 +42,7 @@ func (m *Manager) Create(ctx context.Context, name string, o CreateOptions) (str
 			}
 		}
 	}
-	if o.HostAddress != "" && bareAddress(o.HostAddress) == bareAddress(o.LocalAddress) {
+	if o.HostAddress != "" && BareAddress(o.HostAddress) == BareAddress(o.LocalAddress) {
 		return "", fmt.Errorf("%w: host and container address are the same", ErrInvalid)
 	}
 	if o.Flake != "" {
@@ -512,8 +512,9 @@ func (m *Manager) settle(ctx context.Context, name string, want ...string) error
 	})
 }
 
-// busy tells the states in which a container's files are in use.
-func busy(state string) bool {
+// Busy tells the states in which a container's files are in use: destroy and address
+// changes are refused then.
+func Busy(state string) bool {
 	return state == "running" || state == "starting" || state == "stopping"
 }
 
@@ -536,7 +537,7 @@ func (m *Manager) Destroy(ctx context.Context, name string) (err error) {
 	root := m.l.RootPath(name)
 	m.mu.Lock()
 	st := m.stateLocked(c)
-	if busy(st) {
+	if Busy(st) {
 		m.mu.Unlock()
 		return fmt.Errorf("%w: %s is %s; stop it first", ErrBusy, name, st)
 	}
@@ -651,7 +652,7 @@ func (m *Manager) SetAddresses(ctx context.Context, name, hostAddr, localAddr st
 		return err
 	}
 	defer lock.unlock()
-	if st, _ := m.State(name); busy(st) {
+	if st, _ := m.State(name); Busy(st) {
 		return fmt.Errorf("%w: %s is %s; stop it to change its address", ErrBusy, name, st)
 	}
 	used, err := usedAddresses(m.l.ConfDir)
@@ -671,8 +672,8 @@ func (m *Manager) SetAddresses(ctx context.Context, name, hostAddr, localAddr st
 			*a.dst = *a.value
 		}
 	}
-	if newHost != "" && bareAddress(newHost) == bareAddress(newLocal) {
-		return fmt.Errorf("%w: host and container address would both be %s", ErrInvalid, bareAddress(newHost))
+	if newHost != "" && BareAddress(newHost) == BareAddress(newLocal) {
+		return fmt.Errorf("%w: host and container address would both be %s", ErrInvalid, BareAddress(newHost))
 	}
 	return m.editConf(name, func(conf *Conf) {
 		conf.Set("HOST_ADDRESS", newHost)
@@ -705,7 +706,7 @@ func (m *Manager) StartAutostart(ctx context.Context) ([]string, error) {
 		if err != nil || conf.Get("AUTO_START") != "1" {
 			continue
 		}
-		if st, _ := m.State(name); busy(st) {
+		if st, _ := m.State(name); Busy(st) {
 			continue
 		}
 		if err := m.Start(ctx, name); err != nil {

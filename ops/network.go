@@ -61,7 +61,7 @@ func ipNet(s string) (*net.IPNet, error) {
 }
 
 func hostRoute(s string) *net.IPNet {
-	return &net.IPNet{IP: net.ParseIP(bareAddress(s)), Mask: net.CIDRMask(32, 32)}
+	return &net.IPNet{IP: net.ParseIP(BareAddress(s)), Mask: net.CIDRMask(32, 32)}
 }
 
 // setupNetwork makes the container's namespace and veth pair. Leftovers of an earlier
@@ -163,7 +163,7 @@ func setupInside(name string, ns netns.NsHandle, nc netConfig) error {
 			return fmt.Errorf("network %s: up %s inside: %w", name, ifname, err)
 		}
 		if ifname == "eth0" && nc.hostAddr != "" {
-			gw := net.ParseIP(bareAddress(nc.hostAddr))
+			gw := net.ParseIP(BareAddress(nc.hostAddr))
 			routes := []*netlink.Route{
 				{LinkIndex: l.Attrs().Index, Dst: hostRoute(nc.hostAddr), Scope: netlink.SCOPE_LINK},
 				{LinkIndex: l.Attrs().Index, Gw: gw},

@@ -1,18 +1,16 @@
 package ops
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
+
+	"nixcfs/guest/control"
 )
 
 // The runtime template nixcfs installs where the host has no container@.service (any
@@ -234,9 +232,6 @@ func UnitPoststop(l Layout, name string) error {
 	return teardownNetwork(name)
 }
 
-// ControlSocket is the guest init's control socket, inside the container.
-const ControlSocket = "/run/nixcfs/init.sock"
-
 // UnitReload activates the container's current system without a restart: inside, the
 // guest init runs `/nix/var/nix/profiles/system/bin/switch-to-configuration test`, as
 // NixOS's ExecReload does. mainPID is the unit's main process (nspawn).
@@ -248,33 +243,15 @@ func UnitReload(ctx context.Context, name string, mainPID int) (string, error) {
 	return guestCommand(ctx, leader, "reload")
 }
 
-// guestCommand sends one line to the guest init's control socket, reached from the host
-// through the leader's root, and returns the answer.
+// guestCommand sends one line to the guest init's control socket, reached from the
+// host through the leader's root, and returns the answer.
 func guestCommand(ctx context.Context, leader int, line string) (string, error) {
-	path := fmt.Sprintf("/proc/%d/root%s", leader, ControlSocket)
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", path)
+	answer, err := control.Request(ctx, fmt.Sprintf("/proc/%d/root%s", leader, control.Socket), line)
+	answer = strings.TrimSpace(answer)
 	if err != nil {
-		return "", fmt.Errorf("guest control socket: %w", err)
+		return answer, fmt.Errorf("guest init: %w", err)
 	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	} else {
-		conn.SetDeadline(time.Now().Add(2 * time.Minute))
-	}
-	if _, err := io.WriteString(conn, line+"\n"); err != nil {
-		return "", fmt.Errorf("guest control socket: %w", err)
-	}
-	answer, err := io.ReadAll(bufio.NewReader(conn))
-	if err != nil {
-		return "", fmt.Errorf("guest control socket: %w", err)
-	}
-	text := strings.TrimSpace(string(answer))
-	if strings.HasPrefix(text, "error") {
-		return text, fmt.Errorf("guest: %s", text)
-	}
-	return text, nil
+	return answer, nil
 }
 
 // leaderOf finds the container's init: the child of systemd-nspawn.

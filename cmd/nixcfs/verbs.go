@@ -7,8 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"regexp"
-	"strings"
 
 	"nixcfs/ops"
 	"nixcfs/ops/nsenter"
@@ -30,9 +28,19 @@ func (s *session) close() {
 	s.stop()
 }
 
-// open parses flags, checks that exactly one NAME was given when wantName, and opens
-// the manager. When it returns false the verb is over with the given exit status.
-func open(v verb, args []string, wantName bool, extra func(fs *flag.FlagSet)) (*session, int, bool) {
+// names says what a verb takes besides flags.
+type names int
+
+const (
+	noName       names = iota // list
+	anyName                   // create, destroy: NAME, existing or not
+	existingName              // NAME of an existing container
+	nameAndArgs               // run: an existing NAME, then the command
+)
+
+// open parses flags, checks the container name, and opens the manager. When it
+// returns false the verb is over with the given exit status.
+func open(v verb, args []string, want names, extra func(fs *flag.FlagSet)) (*session, int, bool) {
 	var mf managerFlags
 	fs := v.flagSet()
 	mf.register(fs)
@@ -42,10 +50,17 @@ func open(v verb, args []string, wantName bool, extra func(fs *flag.FlagSet)) (*
 	}
 	var exit int
 	var ok bool
-	if wantName {
-		s.name, exit, ok = oneName(fs, args)
-	} else {
+	switch want {
+	case noName, nameAndArgs:
 		s.pos, exit, ok = parseArgs(fs, args)
+		if ok && want == nameAndArgs {
+			if len(s.pos) == 0 {
+				return nil, fail("no container name specified"), false
+			}
+			s.name, s.pos = s.pos[0], s.pos[1:]
+		}
+	default:
+		s.name, exit, ok = oneName(fs, args)
 	}
 	if !ok {
 		return nil, exit, false
@@ -57,19 +72,14 @@ func open(v verb, args []string, wantName bool, extra func(fs *flag.FlagSet)) (*
 		return nil, fail("%v", err), false
 	}
 	s.m = m
+	if (want == existingName || want == nameAndArgs) && !m.Exists(s.name) {
+		if v.name == "status" {
+			fmt.Println("gone")
+		}
+		s.close()
+		return nil, fail("container ‘%s’ does not exist", s.name), false
+	}
 	return s, 0, true
-}
-
-// exists checks NAME, with nixos-container's message (and "gone" for status).
-func (s *session) exists(verbName string) bool {
-	if s.m.Exists(s.name) {
-		return true
-	}
-	if verbName == "status" {
-		fmt.Println("gone")
-	}
-	fmt.Fprintf(os.Stderr, "nixcfs: container ‘%s’ does not exist\n", s.name)
-	return false
 }
 
 func jsonFlag(p *bool) func(*flag.FlagSet) {
@@ -78,7 +88,7 @@ func jsonFlag(p *bool) func(*flag.FlagSet) {
 
 func cmdList(v verb, args []string) int {
 	var asJSON bool
-	s, exit, ok := open(v, args, false, jsonFlag(&asJSON))
+	s, exit, ok := open(v, args, noName, jsonFlag(&asJSON))
 	if !ok {
 		return exit
 	}
@@ -112,14 +122,11 @@ func printJSON(v any) int {
 
 func cmdStatus(v verb, args []string) int {
 	var asJSON bool
-	s, exit, ok := open(v, args, true, jsonFlag(&asJSON))
+	s, exit, ok := open(v, args, existingName, jsonFlag(&asJSON))
 	if !ok {
 		return exit
 	}
 	defer s.close()
-	if !s.exists("status") {
-		return 1
-	}
 	st, err := s.m.Status(s.name)
 	if err != nil {
 		return fail("%v", err)
@@ -137,7 +144,7 @@ func cmdStatus(v verb, args []string) int {
 
 func cmdCreate(v verb, args []string) int {
 	var o ops.CreateOptions
-	s, exit, ok := open(v, args, true, func(fs *flag.FlagSet) {
+	s, exit, ok := open(v, args, anyName, func(fs *flag.FlagSet) {
 		fs.StringVar(&o.Config, "config", "", "Nix text added to the default configuration.nix")
 		fs.StringVar(&o.ConfigFile, "config-file", "", "a file the default configuration.nix imports")
 		fs.StringVar(&o.SystemPath, "system-path", "", "an already built system to use instead of building one")
@@ -178,7 +185,7 @@ func cmdCreate(v verb, args []string) int {
 }
 
 func cmdDestroy(v verb, args []string) int {
-	s, exit, ok := open(v, args, true, nil)
+	s, exit, ok := open(v, args, anyName, nil)
 	if !ok {
 		return exit
 	}
@@ -189,7 +196,7 @@ func cmdDestroy(v verb, args []string) int {
 	if st, _ := s.m.Status(s.name); st.Declarative {
 		return fail("cannot destroy declarative container (remove it from your configuration.nix instead)")
 	}
-	if st, _ := s.m.State(s.name); st == "running" || st == "starting" || st == "stopping" {
+	if st, _ := s.m.State(s.name); ops.Busy(st) {
 		if err := s.m.Terminate(s.ctx, s.name); err != nil {
 			return fail("failed to terminate container: %v", err)
 		}
@@ -202,14 +209,11 @@ func cmdDestroy(v verb, args []string) int {
 
 // unitVerb is start, stop, terminate and restart.
 func unitVerb(v verb, args []string) int {
-	s, exit, ok := open(v, args, true, nil)
+	s, exit, ok := open(v, args, existingName, nil)
 	if !ok {
 		return exit
 	}
 	defer s.close()
-	if !s.exists(v.name) {
-		return 1
-	}
 	act := map[string]func(context.Context, string) error{
 		"start": s.m.Start, "stop": s.m.Stop, "terminate": s.m.Terminate, "restart": s.m.Restart,
 	}[v.name]
@@ -221,7 +225,7 @@ func unitVerb(v verb, args []string) int {
 
 func cmdUpdate(v verb, args []string) int {
 	var config, configFile string
-	s, exit, ok := open(v, args, true, func(fs *flag.FlagSet) {
+	s, exit, ok := open(v, args, existingName, func(fs *flag.FlagSet) {
 		fs.StringVar(&config, "config", "", "replace configuration.nix by the default one with this Nix text added")
 		fs.StringVar(&configFile, "config-file", "", "replace configuration.nix by the default one importing this file")
 	})
@@ -229,32 +233,17 @@ func cmdUpdate(v verb, args []string) int {
 		return exit
 	}
 	defer s.close()
-	if !s.exists(v.name) {
-		return 1
+	if st, _ := s.m.State(s.name); st == "running" {
+		fmt.Fprintln(os.Stderr, "reloading container...")
 	}
-	if config != "" && configFile != "" {
-		return fail("--config and --config-file are mutually incompatible. Please define on or the other, but not both")
-	}
-	running := func() bool { st, _ := s.m.State(s.name); return st == "running" }
-	wasRunning := running()
 	var err error
 	if config != "" || configFile != "" {
-		extra := config
-		if configFile != "" {
-			abs, aerr := absExisting(configFile)
-			if aerr != nil {
-				return fail("%v", aerr)
-			}
-			extra = "imports = [ " + abs + " ];"
+		text, terr := ops.ConfigText(s.name, config, configFile)
+		if terr != nil {
+			return fail("%v", terr)
 		}
-		if wasRunning {
-			fmt.Fprintln(os.Stderr, "reloading container...")
-		}
-		err = s.m.SetConfig(s.ctx, s.name, []byte(ops.DefaultConfig(s.name, extra)))
+		err = s.m.SetConfig(s.ctx, s.name, []byte(text))
 	} else {
-		if wasRunning {
-			fmt.Fprintln(os.Stderr, "reloading container...")
-		}
 		err = s.m.Update(s.ctx, s.name)
 	}
 	if err != nil {
@@ -263,35 +252,26 @@ func cmdUpdate(v verb, args []string) int {
 	return 0
 }
 
-var localAddrRE = regexp.MustCompile(`^([0-9.]+)`)
-
 func cmdShowIP(v verb, args []string) int {
-	s, exit, ok := open(v, args, true, nil)
+	s, exit, ok := open(v, args, existingName, nil)
 	if !ok {
 		return exit
 	}
 	defer s.close()
-	if !s.exists(v.name) {
-		return 1
-	}
-	conf, _ := s.m.Conf(s.name)
-	m := localAddrRE.FindString(conf.Get("LOCAL_ADDRESS"))
-	if m == "" {
+	st, _ := s.m.Status(s.name)
+	if st.LocalAddress == "" {
 		return fail("cannot get IP address")
 	}
-	fmt.Println(m)
+	fmt.Println(ops.BareAddress(st.LocalAddress))
 	return 0
 }
 
 func cmdShowHostKey(v verb, args []string) int {
-	s, exit, ok := open(v, args, true, nil)
+	s, exit, ok := open(v, args, existingName, nil)
 	if !ok {
 		return exit
 	}
 	defer s.close()
-	if !s.exists(v.name) {
-		return 1
-	}
 	root := s.m.Layout().RootPath(s.name)
 	for _, k := range []string{"ssh_host_ed25519_key.pub", "ssh_host_ecdsa_key.pub"} {
 		if data, err := os.ReadFile(root + "/etc/ssh/" + k); err == nil {
@@ -302,25 +282,19 @@ func cmdShowHostKey(v verb, args []string) int {
 	return 1
 }
 
-// leader opens the manager and returns the running container's init PID.
-func leaderFor(v verb, args []string) (name string, pos []string, leader int, exit int, ok bool) {
-	s, exit, ok := open(v, args, false, nil)
+// leaderFor opens the manager and returns the running container's init PID and the
+// arguments after its name.
+func leaderFor(v verb, args []string) (rest []string, leader int, exit int, ok bool) {
+	s, exit, ok := open(v, args, nameAndArgs, nil)
 	if !ok {
-		return "", nil, 0, exit, false
+		return nil, 0, exit, false
 	}
 	defer s.close()
-	if len(s.pos) == 0 {
-		return "", nil, 0, fail("no container name specified"), false
-	}
-	s.name = s.pos[0]
-	if !s.exists(v.name) {
-		return "", nil, 0, 1, false
-	}
 	st, _ := s.m.Status(s.name)
 	if st.State != "running" || st.Leader == 0 {
-		return "", nil, 0, fail("container ‘%s’ is not running", s.name), false
+		return nil, 0, fail("container ‘%s’ is not running", s.name), false
 	}
-	return s.name, s.pos[1:], st.Leader, 0, true
+	return s.pos, st.Leader, 0, true
 }
 
 // Where NixOS (and the guest system) keep su and login.
@@ -339,7 +313,7 @@ func containerEnv() []string {
 
 // cmdLogin is login (the container's login prompt) and root-login (`su root -l`).
 func cmdLogin(v verb, args []string) int {
-	_, rest, leader, exit, ok := leaderFor(v, args)
+	rest, leader, exit, ok := leaderFor(v, args)
 	if !ok {
 		return exit
 	}
@@ -359,34 +333,16 @@ func cmdLogin(v verb, args []string) int {
 
 // cmdRun runs COMMAND as root through `su root -l -c 'exec COMMAND'`, as nixos-container.
 func cmdRun(v verb, args []string) int {
-	_, rest, leader, exit, ok := leaderFor(v, args)
+	rest, leader, exit, ok := leaderFor(v, args)
 	if !ok {
 		return exit
 	}
 	if len(rest) == 0 {
 		return fail("run: no command given (nixcfs run NAME -- COMMAND...)")
 	}
-	quoted := make([]string, len(rest))
-	for i, a := range rest {
-		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-	}
 	su, err := nsenter.Find(leader, suPaths...)
 	if err != nil {
 		return fail("%v", err)
 	}
-	return fail("%v", nsenter.Exec(leader, []string{su, "root", "-l", "-c", "exec " + strings.Join(quoted, " ")}, containerEnv()))
-}
-
-func absExisting(p string) (string, error) {
-	if _, err := os.Stat(p); err != nil {
-		return "", err
-	}
-	if strings.HasPrefix(p, "/") {
-		return p, nil
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	return wd + "/" + p, nil
+	return fail("%v", nsenter.Exec(leader, []string{su, "root", "-l", "-c", "exec " + ops.ShellJoin(rest)}, containerEnv()))
 }

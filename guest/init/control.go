@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"nixcfs/guest/control"
 )
 
 // maxRequest bounds a request line: "activate " and a store path.
@@ -127,24 +130,10 @@ func firstLine(s string) string {
 	return line
 }
 
-// request sends one request line to the control socket and returns the
-// whole answer; an "error: ..." answer is returned as an error too.
+// request sends one request line to the control socket (package control, which the
+// host uses too) and returns the whole answer; an "error: ..." answer is an error.
 func request(socket, line string, timeout time.Duration) (string, error) {
-	conn, err := net.DialTimeout("unix", socket, timeout)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(timeout))
-	if _, err := io.WriteString(conn, line+"\n"); err != nil {
-		return "", err
-	}
-	answer, err := io.ReadAll(conn)
-	if err != nil {
-		return string(answer), err
-	}
-	if first := firstLine(string(answer)); first != "ok" {
-		return string(answer), errors.New(strings.TrimPrefix(first, "error: "))
-	}
-	return string(answer), nil
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return control.Request(ctx, socket, line)
 }

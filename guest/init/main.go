@@ -49,11 +49,13 @@ package main
 import (
 	"os"
 	"path/filepath"
+
+	"nixcfs/guest/control"
 )
 
 // Fixed locations inside the container.
 const (
-	controlSocket  = "/run/nixcfs/init.sock"
+	controlSocket  = control.Socket
 	defaultProfile = "/nix/var/nix/profiles/system"
 )
 
