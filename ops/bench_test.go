@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+
+	"nixcfs/testhost"
 )
 
 // Pure: picking addresses with all 254 pairs but one taken (254 conf files read).
@@ -30,11 +32,9 @@ func BenchmarkPickAddressFullRange(b *testing.B) {
 }
 
 func benchManager(b *testing.B) *Manager {
-	if os.Getenv("NIXCFS_TESTHOST") != "1" {
-		b.Skip("benchmark of the real stack: runs inside the test host (make bench)")
-	}
-	m, err := New(context.Background(), Options{Layout: NewLayout(), NixOSPath: os.Getenv("NIXCFS_GUEST"),
-		NixcfsBin: os.Getenv("NIXCFS_BIN"), Log: zerolog.Nop()})
+	paths := testhost.Require(b)
+	m, err := New(context.Background(), Options{Layout: NewLayout(), NixOSPath: paths.Guest,
+		NixcfsBin: paths.Bin, Log: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
 	}

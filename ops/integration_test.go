@@ -8,8 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,17 +17,14 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"nixcfs/testhost"
 )
 
 func testManager(t *testing.T) *Manager {
 	t.Helper()
-	if os.Getenv("NIXCFS_TESTHOST") != "1" {
-		t.Skip("integration test: runs inside the test host (make integration-test)")
-	}
-	bin, guest := os.Getenv("NIXCFS_BIN"), os.Getenv("NIXCFS_GUEST")
-	if bin == "" || guest == "" {
-		t.Fatal("NIXCFS_BIN and NIXCFS_GUEST must name the nixcfs binary and the guest/ directory")
-	}
+	paths := testhost.Require(t)
+	bin, guest := paths.Bin, paths.Guest
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	m, err := New(ctx, Options{
@@ -93,19 +88,6 @@ with lib;
 `, name, message)
 }
 
-// httpGet fetches the guest's answer from the host side.
-func httpGet(t *testing.T, addr string) string {
-	t.Helper()
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + addr + "/")
-	if err != nil {
-		t.Fatalf("GET %s: %v", addr, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return strings.TrimSpace(string(body))
-}
-
 func TestCreateWithDefaultConfig(t *testing.T) {
 	m := testManager(t)
 	st := mustCreate(t, m, "dflt", CreateOptions{})
@@ -148,7 +130,7 @@ func TestHelloLifecycle(t *testing.T) {
 		t.Fatalf("start: %v\n%s", err, out)
 	}
 	// Start returns once the guest reported ready: it answers at once.
-	if got := httpGet(t, st.LocalAddress); got != "first message" {
+	if got := testhost.Hello(t, st.LocalAddress); got != "first message" {
 		t.Errorf("hello says %q", got)
 	}
 	st, _ = m.Status("hello")
@@ -164,7 +146,7 @@ func TestHelloLifecycle(t *testing.T) {
 	if err := m.SetConfig(ctx, "hello", []byte(helloConfig("hello", "second message"))); err != nil {
 		t.Fatalf("update: %v", err)
 	}
-	if got := httpGet(t, st.LocalAddress); got != "second message" {
+	if got := testhost.Hello(t, st.LocalAddress); got != "second message" {
 		t.Errorf("after update hello says %q", got)
 	}
 	st, _ = m.Status("hello")
@@ -188,7 +170,7 @@ func TestHelloLifecycle(t *testing.T) {
 	if log, _ := os.ReadFile(l.BuildLogPath("hello")); !strings.Contains(string(log), "does not exist") {
 		t.Errorf("build.log lacks nix's error:\n%s", log)
 	}
-	if got := httpGet(t, st.LocalAddress); got != "second message" {
+	if got := testhost.Hello(t, st.LocalAddress); got != "second message" {
 		t.Errorf("after failed build hello says %q", got)
 	}
 
@@ -217,7 +199,7 @@ func TestHelloLifecycle(t *testing.T) {
 	if err := m.Start(ctx, "hello"); err != nil {
 		t.Fatalf("start again: %v", err)
 	}
-	if got := httpGet(t, st.LocalAddress); got != "third message" {
+	if got := testhost.Hello(t, st.LocalAddress); got != "third message" {
 		t.Errorf("after restart hello says %q", got)
 	}
 	if err := m.Start(ctx, "hello"); err != nil {
@@ -251,7 +233,7 @@ func TestExplicitAddresses(t *testing.T) {
 	if err := m.Start(ctx, "expl"); err != nil {
 		t.Fatal(err)
 	}
-	if got := httpGet(t, "10.250.0.2"); got != "explicit" {
+	if got := testhost.Hello(t, "10.250.0.2"); got != "explicit" {
 		t.Errorf("hello at explicit address says %q", got)
 	}
 	if err := m.SetAddresses(ctx, "expl", "", "10.250.0.3"); !errors.Is(err, ErrBusy) {
@@ -397,7 +379,7 @@ func TestHandWrittenContainer(t *testing.T) {
 	if err := m.Start(ctx, name); err != nil {
 		t.Fatalf("start: %v", err)
 	}
-	if got := httpGet(t, "10.233.200.2"); got != "made by hand" {
+	if got := testhost.Hello(t, "10.233.200.2"); got != "made by hand" {
 		t.Errorf("hello says %q", got)
 	}
 	if err := m.Stop(ctx, name); err != nil {
@@ -419,7 +401,7 @@ func TestNixosContainerLogicDrivesOurContainer(t *testing.T) {
 		t.Fatalf("systemctl start: %v\n%s", err, out)
 	}
 	waitState(t, m, "compat", "running")
-	if got := httpGet(t, st.LocalAddress); got != "compatible" {
+	if got := testhost.Hello(t, st.LocalAddress); got != "compatible" {
 		t.Errorf("hello says %q", got)
 	}
 	if out, err := exec.Command("systemctl", "stop", "container@compat").CombinedOutput(); err != nil {
@@ -471,7 +453,7 @@ func TestConcurrentUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	text, _ := m.ReadConfig("conc")
-	if got := httpGet(t, st.LocalAddress); !strings.Contains(string(text), fmt.Sprintf("%q", got)) {
+	if got := testhost.Hello(t, st.LocalAddress); !strings.Contains(string(text), fmt.Sprintf("%q", got)) {
 		t.Errorf("running %q, but configuration.nix is\n%s", got, text)
 	}
 	if err := m.Stop(ctx, "conc"); err != nil {

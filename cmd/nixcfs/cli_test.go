@@ -8,14 +8,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"nixcfs/testhost"
 )
 
 type cliResult struct {
@@ -50,26 +50,7 @@ func must(t *testing.T, args ...string) cliResult {
 	return r
 }
 
-func requireTestHost(t *testing.T) {
-	if os.Getenv("NIXCFS_TESTHOST") != "1" {
-		t.Skip("integration test: runs inside the test host (make integration-test)")
-	}
-	if os.Getenv("NIXCFS_BIN") == "" || os.Getenv("NIXCFS_GUEST") == "" {
-		t.Fatal("NIXCFS_BIN and NIXCFS_GUEST must be set")
-	}
-}
-
-func helloGet(t *testing.T, addr string) string {
-	t.Helper()
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + addr + "/")
-	if err != nil {
-		t.Fatalf("GET %s: %v", addr, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return strings.TrimSpace(string(b))
-}
+func requireTestHost(t *testing.T) { testhost.Require(t) }
 
 func TestCLIVerbs(t *testing.T) {
 	requireTestHost(t)
@@ -93,7 +74,7 @@ func TestCLIVerbs(t *testing.T) {
 	if r := must(t, "status", "cli1"); r.stdout != "up\n" {
 		t.Errorf("status after start: %q", r.stdout)
 	}
-	if got := helloGet(t, addr); got != "from the cli" {
+	if got := testhost.Hello(t, addr); got != "from the cli" {
 		t.Errorf("hello: %q", got)
 	}
 
@@ -121,7 +102,7 @@ func TestCLIVerbs(t *testing.T) {
 	if !strings.Contains(r.stderr, "reloading container...") {
 		t.Errorf("update's stderr: %q", r.stderr)
 	}
-	if got := helloGet(t, addr); got != "updated" {
+	if got := testhost.Hello(t, addr); got != "updated" {
 		t.Errorf("hello after update: %q", got)
 	}
 	json.Unmarshal([]byte(must(t, "status", "cli1", "--json").stdout), &after)
@@ -143,7 +124,7 @@ func TestCLIVerbs(t *testing.T) {
 		t.Errorf("show-host-key without a key: exit %d", r.code)
 	}
 	must(t, "restart", "cli1")
-	if got := helloGet(t, addr); got != "updated" {
+	if got := testhost.Hello(t, addr); got != "updated" {
 		t.Errorf("hello after restart: %q", got)
 	}
 	must(t, "terminate", "cli1")
@@ -258,7 +239,7 @@ func TestCLIFlake(t *testing.T) {
 		t.Errorf("conf lacks FLAKE:\n%s", conf)
 	}
 	must(t, "start", "fl")
-	if got := helloGet(t, strings.TrimSpace(must(t, "show-ip", "fl").stdout)); got != "from a flake" {
+	if got := testhost.Hello(t, strings.TrimSpace(must(t, "show-ip", "fl").stdout)); got != "from a flake" {
 		t.Errorf("hello: %q", got)
 	}
 	must(t, "stop", "fl")
@@ -285,7 +266,7 @@ func TestCLIOldLayout(t *testing.T) {
 		}
 	}
 	must(t, old("start", "oldfoo")...)
-	if got := helloGet(t, "10.235.1.2"); got != "old layout" {
+	if got := testhost.Hello(t, "10.235.1.2"); got != "old layout" {
 		t.Errorf("hello: %q", got)
 	}
 	// The manual: edit /var/lib/containers/NAME/etc/nixos/configuration.nix, update.
@@ -293,7 +274,7 @@ func TestCLIOldLayout(t *testing.T) {
 	text, _ := os.ReadFile(cfg)
 	os.WriteFile(cfg, bytes.Replace(text, []byte("old layout"), []byte("edited in place"), 1), 0o644)
 	must(t, old("update", "oldfoo")...)
-	if got := helloGet(t, "10.235.1.2"); got != "edited in place" {
+	if got := testhost.Hello(t, "10.235.1.2"); got != "edited in place" {
 		t.Errorf("hello after update: %q", got)
 	}
 	must(t, old("destroy", "oldfoo")...)
