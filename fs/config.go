@@ -35,6 +35,11 @@ type configFile struct {
 	pending  *configHandle // last writer with unflushed text: its size is the file's
 }
 
+// maxConfigSize caps a writer's buffer and a scratch file, which live in the daemon's
+// memory: a configuration.nix is kilobytes, and `truncate -s 100G` or a write at a huge
+// offset must fail (EFBIG) rather than make the daemon allocate that much and die.
+const maxConfigSize = 16 << 20
+
 func newConfigFile(c *container, isConfig bool, mode uint32) *configFile {
 	return &configFile{c: c, isConfig: isConfig, mode: mode, mtime: time.Now(), writers: map[*configHandle]bool{}}
 }
@@ -87,8 +92,12 @@ var _ = (gofs.NodeSetattrer)((*configFile)(nil))
 // config. Mode, owner and times (sed -i and vim copy them to their scratch file) are
 // kept for scratch files and accepted silently for config.nix.
 func (n *configFile) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	size, truncate := in.GetSize()
+	if truncate && size > maxConfigSize {
+		return syscall.EFBIG // checked as uint64: int(size) goes negative over MaxInt64
+	}
 	n.mu.Lock()
-	if size, ok := in.GetSize(); ok {
+	if truncate {
 		if h, ok := f.(*configHandle); ok {
 			h.buf = resize(h.buf, int(size))
 		} else {
@@ -209,6 +218,9 @@ func (h *configHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.R
 var _ = (gofs.FileWriter)((*configHandle)(nil))
 
 func (h *configHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if off < 0 || off > maxConfigSize-int64(len(data)) {
+		return 0, syscall.EFBIG
+	}
 	h.n.mu.Lock()
 	defer h.n.mu.Unlock()
 	if end := int(off) + len(data); end > len(h.buf) {

@@ -140,3 +140,31 @@ more" && test "$(stat -c %a:%s notes)" = 600:11 && mv notes notes2 && cp config.
 		t.Errorf("%d commits", n)
 	}
 }
+
+// config.nix and scratch files are kept in the daemon's memory, so they stop at
+// maxConfigSize: a huge truncate or a write far out fails with EFBIG, and the daemon
+// goes on serving, with nothing committed.
+func TestConfigTooLarge(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("web", &fakeContainer{}, false)
+	mustSh(t, mnt, `echo draft > $MNT/web/notes`)
+	for _, file := range []string{"config.nix", "notes"} {
+		failSh(t, mnt, `truncate -s 100G $MNT/web/`+file, "File too large")
+		failSh(t, mnt, `dd if=/dev/zero of=$MNT/web/`+file+` bs=1M seek=100000 count=1 conv=notrunc status=none`, "File too large")
+	}
+	mustSh(t, mnt, `cd $MNT/web && test "$(cat notes)" = draft &&
+		truncate -s 16M notes && test "$(stat -c %s notes)" = 16777216 &&
+		dd if=/dev/zero of=notes bs=1M seek=15 count=1 conv=notrunc status=none &&
+		! truncate -s 16777217 notes && test "$(stat -c %s notes)" = 16777216 && rm notes &&
+		cat state > /dev/null`)
+	if got := mustSh(t, mnt, `cat $MNT/web/config.nix`); got != ops.DefaultConfig("web", "") {
+		t.Errorf("config changed:\n%s", got)
+	}
+	if n := f.commitCount(); n != 0 {
+		t.Errorf("%d commits", n)
+	}
+	mustSh(t, mnt, `cp $MNT/web/config.nix $MNT/web/config.nix.new && mv $MNT/web/config.nix.new $MNT/web/config.nix`)
+	if n := f.commitCount(); n != 1 {
+		t.Errorf("%d commits after a rename over config.nix, want 1", n)
+	}
+}

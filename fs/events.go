@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"sync"
 	"syscall"
 	"time"
 
@@ -35,7 +34,7 @@ func (n *eventsFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, u
 		return nil, 0, syscall.EACCES
 	}
 	watch, stop := context.WithCancel(context.Background())
-	h := &eventsHandle{events: n.b.Watch(watch), stop: stop}
+	h := &eventsHandle{events: n.b.Watch(watch), stop: stop, lock: make(chan struct{}, 1)}
 	return h, fuse.FOPEN_DIRECT_IO, 0
 }
 
@@ -44,16 +43,24 @@ type eventsHandle struct {
 	events <-chan ops.Event
 	stop   context.CancelFunc
 
-	mu      sync.Mutex
-	pending []byte // lines read from events, not yet returned
+	// lock is held (a token in it) by the one Read at a time that may block on events.
+	// A channel, not a mutex, so that a second reader of the same fd waiting for it
+	// can be interrupted too, instead of hanging in D state until the next event.
+	lock    chan struct{}
+	pending []byte // lines read from events, not yet returned; guarded by lock
 }
 
 var _ = (gofs.FileReader)((*eventsHandle)(nil))
 
-// Read blocks until there is an event, or the reader is interrupted (EINTR).
+// Read blocks until there is an event, or the reader is interrupted (EINTR), also
+// while another read of the same fd blocks.
 func (h *eventsHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	select {
+	case h.lock <- struct{}{}:
+		defer func() { <-h.lock }()
+	case <-ctx.Done():
+		return nil, syscall.EINTR
+	}
 	if len(h.pending) == 0 {
 		select {
 		case ev, ok := <-h.events:

@@ -16,7 +16,10 @@ import (
 
 // journalFile is NAME/log: the unit's journal. Each open runs journalctl once into a
 // snapshot; a reader that reaches its end, or asks for the size (tail -f polls fstat),
-// gets it run again, since the journal only grows.
+// gets it run again, since the journal only grows. Without an open handle (lookup, ls
+// -l, stat of the path) the size is 0 and journalctl does not run: reads are direct
+// I/O and see everything anyway, and those that need the true size (cp, shutil.copy's
+// sendfile, tail -f) ask with the file open, which go-fuse passes to Getattr.
 type journalFile struct {
 	gofs.Inode
 	c *container
@@ -43,18 +46,12 @@ func journalctl(ctx context.Context, name string) ([]byte, error) {
 var _ = (gofs.NodeGetattrer)((*journalFile)(nil))
 
 func (n *journalFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	var size int
+	var size int // 0 without an open handle: journalctl is too dear for every stat
 	if h, ok := f.(*journalHandle); ok {
 		if errno := h.refresh(ctx); errno != 0 {
 			return errno
 		}
 		size = h.size()
-	} else {
-		text, errno := n.journal(ctx)
-		if errno != 0 {
-			return errno
-		}
-		size = len(text)
 	}
 	setFileAttr(&out.Attr, modeRO, size, time.Now())
 	return 0

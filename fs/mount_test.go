@@ -51,6 +51,7 @@ func sh(t *testing.T, mnt, script string) (string, bool) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", script)
 	cmd.Env = append(os.Environ(), "MNT="+mnt, "VIM="+vimProgram())
+	cmd.WaitDelay = time.Second // a child left behind holding the output fails the test, not hangs it
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		t.Fatalf("%s: timed out\n%s", script, out)

@@ -2,7 +2,9 @@ package fs
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,32 +53,52 @@ func TestBuildLogFollowed(t *testing.T) {
 	}
 }
 
-// log is journalctl's output, run per open, and again when a reader reaches its end.
+// log is journalctl's output, run per open, and again when a reader reaches its end or
+// asks for the size with the file open (cp, shutil.copy and tail -f fstat it). Looking
+// at the name (lookup, ls -l, stat of the path) does not run it: the size is 0 then.
 func TestJournal(t *testing.T) {
 	var mu sync.Mutex
+	runs := 0
 	journal := "2024-01-01T00:00:00+0000 host systemd[1]: Starting container web...\n"
-	_, mnt := func() (*fakeBackend, string) {
-		f, mnt := mountFake(t, func(ctx context.Context, name string) ([]byte, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			return []byte(journal), nil
-		})
-		f.add("web", &fakeContainer{}, false)
-		return f, mnt
-	}()
+	f, mnt := mountFake(t, func(ctx context.Context, name string) ([]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		runs++
+		return []byte(journal), nil
+	})
+	f.add("web", &fakeContainer{}, false)
+	journalRuns := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return runs
+	}
+	if got := mustSh(t, mnt, `stat -c %s $MNT/web/log; ls -l $MNT/web > /dev/null; stat -c %s $MNT/web/log`); got != "0\n0\n" {
+		t.Errorf("size without an open handle: %q", got)
+	}
+	if n := journalRuns(); n != 0 {
+		t.Errorf("journalctl ran %d times for stat and ls -l", n)
+	}
+	want := strconv.Itoa(len(journal))
+	mustSh(t, mnt, `exec 3<$MNT/web/log && test "$(stat -c %s $MNT/web/log)" = `+want+` && test "$(stat -L -c %s /dev/fd/3)" = `+want)
 	if got := mustSh(t, mnt, `cat $MNT/web/log`); got != journal {
 		t.Errorf("log: %q", got)
 	}
-	mustSh(t, mnt, `test "$(stat -c %s $MNT/web/log)" = `+strconv.Itoa(len(journal)))
+	out := t.TempDir()
+	mustSh(t, mnt, `cd $MNT/web && cp log `+out+`/cp && python3 -c 'import shutil, sys; shutil.copy(sys.argv[1], sys.argv[2])' log `+out+`/py`)
+	for _, copied := range []string{"cp", "py"} {
+		if got := fileText(t, filepath.Join(out, copied)); got != strings.TrimSpace(journal) {
+			t.Errorf("%s of log: %q", copied, got)
+		}
+	}
 	go func() {
 		time.Sleep(1500 * time.Millisecond)
 		mu.Lock()
 		journal += "2024-01-01T00:00:01+0000 host systemd[1]: Started container web.\n"
 		mu.Unlock()
 	}()
-	out, _ := sh(t, mnt, `timeout 4 tail -f $MNT/web/log`)
-	if !strings.HasSuffix(out, "Started container web.\n") {
-		t.Errorf("tail -f log: %q", out)
+	tailed, _ := sh(t, mnt, `timeout 4 tail -f $MNT/web/log`)
+	if !strings.HasSuffix(tailed, "Started container web.\n") {
+		t.Errorf("tail -f log: %q", tailed)
 	}
 }
 
@@ -117,5 +139,37 @@ func TestEventsTailed(t *testing.T) {
 	out, _ := sh(t, mnt, `timeout -s INT 3 stdbuf -oL tail -n +1 -f $MNT/events`)
 	if !strings.HasSuffix(out, " web state running\n") {
 		t.Errorf("tail -n +1 -f events: %q", out)
+	}
+}
+
+// Two reads of one events fd block together: interrupting the one that waits behind
+// the other lets it go at once (EINTR), and the other still gets the next event.
+// pread, because read(2) of a shared file serialises on its position in the kernel.
+func TestEventsSharedFdInterrupted(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("web", &fakeContainer{}, false)
+	go func() {
+		time.Sleep(4 * time.Second)
+		f.setState("web", "running")
+	}()
+	first := filepath.Join(t.TempDir(), "first")
+	out := mustSh(t, mnt, `exec 3<$MNT/events
+		pread() { exec python3 -c 'import os, sys; sys.stdout.write(os.pread(3, 4096, 0).decode())'; }
+		pread > `+first+` & first=$!
+		sleep 0.5
+		pread & second=$!
+		sleep 0.5
+		begin=$(date +%s%N)
+		kill $second
+		! wait $second
+		echo "second: $(( ($(date +%s%N) - begin) / 1000000 )) ms"
+		wait $first
+		cat `+first)
+	var ms int
+	if _, err := fmt.Sscanf(out, "second: %d ms", &ms); err != nil || ms > 1000 {
+		t.Errorf("the interrupted reader took %d ms (%v):\n%s", ms, err, out)
+	}
+	if !strings.HasSuffix(out, " web state running\n") {
+		t.Errorf("the other reader:\n%s", out)
 	}
 }
