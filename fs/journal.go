@@ -17,12 +17,32 @@ import (
 // journalFile is NAME/log: the unit's journal. Each open runs journalctl once into a
 // snapshot; a reader that reaches its end, or asks for the size (tail -f polls fstat),
 // gets it run again, since the journal only grows. Without an open handle (lookup, ls
-// -l, stat of the path) the size is 0 and journalctl does not run: reads are direct
-// I/O and see everything anyway, and those that need the true size (cp, shutil.copy's
-// sendfile, tail -f) ask with the file open, which go-fuse passes to Getattr.
+// -l, stat of the path) the size is the true one too (SPEC), from a run at most
+// sizeMaxAge old, so that a burst of stats runs journalctl once.
 type journalFile struct {
 	gofs.Inode
 	c *container
+
+	mu       sync.Mutex
+	size     int
+	sizeTime time.Time
+}
+
+const sizeMaxAge = time.Second
+
+// pathSize is the journal's size for a stat without an open handle.
+func (n *journalFile) pathSize(ctx context.Context) (int, syscall.Errno) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if time.Since(n.sizeTime) < sizeMaxAge {
+		return n.size, 0
+	}
+	text, errno := n.journal(ctx)
+	if errno != 0 {
+		return 0, errno
+	}
+	n.size, n.sizeTime = len(text), time.Now()
+	return n.size, 0
 }
 
 func (n *journalFile) journal(ctx context.Context) ([]byte, syscall.Errno) {
@@ -46,12 +66,16 @@ func journalctl(ctx context.Context, name string) ([]byte, error) {
 var _ = (gofs.NodeGetattrer)((*journalFile)(nil))
 
 func (n *journalFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	var size int // 0 without an open handle: journalctl is too dear for every stat
+	var size int
+	var errno syscall.Errno
 	if h, ok := f.(*journalHandle); ok {
-		if errno := h.refresh(ctx); errno != 0 {
-			return errno
-		}
+		errno = h.refresh(ctx)
 		size = h.size()
+	} else {
+		size, errno = n.pathSize(ctx)
+	}
+	if errno != 0 {
+		return errno
 	}
 	setFileAttr(&out.Attr, modeRO, size, time.Now())
 	return 0
