@@ -204,6 +204,22 @@ func TestRootLoginThroughTmux(t *testing.T) {
 	// Only the shell's output, not the typed line, holds "marker-42" and "host=cli2".
 	tmux("send-keys", "-t", session, "echo marker-$((6*7)) host=$(hostname) uid=$(id -u)", "Enter")
 	screenHas("marker-42 host=cli2 uid=0")
+	// The terminal is the caller's: its window size, and Ctrl-C reaches the shell's job.
+	tmux("send-keys", "-t", session, "echo size=$(stty size)", "Enter")
+	screenHas("size=30 100")
+	tmux("send-keys", "-t", session, "sleep 100", "Enter")
+	time.Sleep(300 * time.Millisecond)
+	tmux("send-keys", "-t", session, "C-c", "")
+	tmux("send-keys", "-t", session, "echo interrupted=$?", "Enter")
+	screenHas("interrupted=130")
+	// Job control: Ctrl-Z stops the job, the shell lists it, and it can be killed.
+	tmux("send-keys", "-t", session, "sleep 101", "Enter")
+	time.Sleep(300 * time.Millisecond)
+	tmux("send-keys", "-t", session, "C-z", "")
+	tmux("send-keys", "-t", session, "jobs -l | sed 's/^/job: /'; kill -9 %1", "Enter")
+	screenHas("job: [1]")
+	tmux("send-keys", "-t", session, "echo reaped", "Enter")
+	screenHas("Killed")
 	tmux("send-keys", "-t", session, "exit 5", "Enter")
 	screenHas("root-login exited 5")
 
