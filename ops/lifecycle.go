@@ -64,7 +64,7 @@ func (m *Manager) Create(ctx context.Context, name string, o CreateOptions) (str
 		}
 	}
 
-	lock, err := lockAddresses(m.l.LockFile)
+	lock, err := lockAddresses(ctx, m.l.LockFile)
 	if err != nil {
 		return "", err
 	}
@@ -647,7 +647,7 @@ func (m *Manager) SetAddresses(ctx context.Context, name, hostAddr, localAddr st
 			}
 		}
 	}
-	lock, err := lockAddresses(m.l.LockFile)
+	lock, err := lockAddresses(ctx, m.l.LockFile)
 	if err != nil {
 		return err
 	}
@@ -687,7 +687,7 @@ func (m *Manager) SetAutostart(name string, on bool) (err error) {
 	if _, err := m.mutable(name); err != nil {
 		return err
 	}
-	lock, err := lockAddresses(m.l.LockFile)
+	lock, err := lockAddresses(context.Background(), m.l.LockFile)
 	if err != nil {
 		return err
 	}

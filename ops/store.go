@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"nixcfs/internal/atomicfile"
 )
 
 // Layout is where nixos-container keeps its files. Two layouts exist: NixOS 22.05 and
@@ -213,43 +215,9 @@ func boolDigit(b bool) string {
 	return "0"
 }
 
-// writeFileAtomic replaces path with data: temp file in the same directory, fsync,
-// rename, fsync of the directory. Readers see the old or the new file, never half.
+// writeFileAtomic replaces path with data; readers see the old or the new file.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.Write(path, data, perm)
 }
 
 // listConfNames returns the names of the containers that have a conf file.

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestValidateName(t *testing.T) {
@@ -107,7 +109,7 @@ func TestAddressLockSerialisesPickers(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			lk, err := lockAddresses(lockFile)
+			lk, err := lockAddresses(context.Background(), lockFile)
 			if err != nil {
 				t.Error(err)
 				return
@@ -129,6 +131,21 @@ func TestAddressLockSerialisesPickers(t *testing.T) {
 	used, _ := usedAddresses(dir)
 	if len(used) != 40 {
 		t.Errorf("20 pickers used %d distinct addresses, want 40: %v", len(used), used)
+	}
+}
+
+// A waiter for the address lock gives up when its context ends.
+func TestAddressLockHonoursContext(t *testing.T) {
+	lockFile := filepath.Join(t.TempDir(), "lock")
+	held, err := lockAddresses(context.Background(), lockFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := lockAddresses(ctx, lockFile); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("waiting for a held lock: %v, want the context's error", err)
 	}
 }
 
