@@ -125,6 +125,7 @@ func (m *Manager) Create(ctx context.Context, name string, o CreateOptions) (str
 		m.mu.Lock()
 		delete(m.containers, name)
 		m.mu.Unlock()
+		run.cancel()
 		m.finishBuild(c, run, err, 0)
 	}
 	if err := m.writeInitialFiles(name, configText); err != nil {
@@ -202,7 +203,10 @@ func (m *Manager) writeInitialFiles(name, configText string) error {
 
 // claimNewBuild marks a build of a container nobody else knows yet as begun.
 func (m *Manager) claimNewBuild(c *container) *buildRun {
-	run := &buildRun{done: make(chan struct{})}
+	// Its context exists from the claim on, so that Destroy can cancel a build that
+	// is claimed but not yet running.
+	ctx, cancel := context.WithCancel(m.ctx)
+	run := &buildRun{done: make(chan struct{}), ctx: ctx, cancel: cancel}
 	c.build, c.config = run, "building"
 	return run
 }
@@ -236,16 +240,15 @@ func (m *Manager) claimBuild(ctx context.Context, c *container) (*buildRun, erro
 // runBuild runs a claimed build in the background, under the manager's context: it
 // goes on when the caller stops waiting, and Destroy or Close cancel it.
 func (m *Manager) runBuild(c *container, run *buildRun, build func(context.Context) error) {
-	ctx, cancel := context.WithCancel(m.ctx)
-	m.mu.Lock()
-	run.cancel = cancel
-	m.mu.Unlock()
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		defer cancel()
+		defer run.cancel()
 		start := time.Now()
-		err := build(ctx)
+		err := run.ctx.Err() // cancelled before it began
+		if err == nil {
+			err = build(run.ctx)
+		}
 		m.finishBuild(c, run, err, time.Since(start))
 	}()
 }

@@ -71,6 +71,7 @@ type container struct {
 type buildRun struct {
 	done   chan struct{} // closed when it ended; err is set then
 	err    error
+	ctx    context.Context // under the manager's: Close and Destroy cancel it
 	cancel context.CancelFunc
 }
 
