@@ -30,7 +30,8 @@ func (n *autostartFile) Write(ctx context.Context, f gofs.FileHandle, data []byt
 	if !ok || v != "0" && v != "1" {
 		return 0, syscall.EINVAL
 	}
-	if err := n.c.b.SetAutostart(n.c.name, v == "1"); err != nil {
+	err := interruptible(ctx, func(ctx context.Context) error { return n.c.b.SetAutostart(ctx, n.c.name, v == "1") })
+	if err != nil {
 		return 0, errnoOf(err)
 	}
 	return uint32(len(data)), 0

@@ -29,7 +29,7 @@ type Backend interface {
 	ReadConfig(name string) ([]byte, error)
 	SetConfig(ctx context.Context, name string, text []byte) error
 	SetAddresses(ctx context.Context, name, hostAddr, localAddr string) error
-	SetAutostart(name string, on bool) error
+	SetAutostart(ctx context.Context, name string, on bool) error
 
 	Watch(ctx context.Context) <-chan ops.Event
 }

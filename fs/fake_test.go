@@ -302,7 +302,7 @@ func (f *fakeBackend) SetAddresses(ctx context.Context, name, hostAddr, localAdd
 	return nil
 }
 
-func (f *fakeBackend) SetAutostart(name string, on bool) error {
+func (f *fakeBackend) SetAutostart(ctx context.Context, name string, on bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, err := f.get(name)

@@ -192,6 +192,17 @@ func TestHelloLifecycle(t *testing.T) {
 		t.Error("network namespace left behind after stop")
 	}
 
+	// The failed build left the previous system: it starts, and serves.
+	if err := m.Start(ctx, "hello"); err != nil {
+		t.Fatalf("start after a failed build: %v", err)
+	}
+	if got := testhost.Hello(t, st.LocalAddress); got != "second message" {
+		t.Errorf("after a failed build and a restart hello says %q", got)
+	}
+	if err := m.Stop(ctx, "hello"); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+
 	// Start again (with the fixed config) and it serves.
 	if err := m.SetConfig(ctx, "hello", []byte(helloConfig("hello", "third message"))); err != nil {
 		t.Fatalf("fixed config: %v", err)

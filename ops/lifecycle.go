@@ -254,15 +254,34 @@ func (m *Manager) runBuild(c *container, run *buildRun, build func(context.Conte
 }
 
 func (m *Manager) finishBuild(c *container, run *buildRun, err error, took time.Duration) {
+	var reason string
+	if err != nil {
+		reason = oneLine(buildError(m.l.BuildLogPath(c.name), err)) // reads the log: not under the lock
+	}
+	_, confErr := os.Stat(m.l.ConfPath(c.name))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	wasCreating := c.creating
 	c.creating = false
 	run.err = err
 	c.build, c.lastBuild = nil, run
+	defer func() {
+		close(run.done)
+		m.changed.Broadcast()
+	}()
+	if m.containers[c.name] != c {
+		return // never announced (a create undone), or gone
+	}
+	if wasCreating && os.IsNotExist(confErr) && !c.destroying {
+		// Removed from outside (nixos-container destroy) during its first build, when
+		// inotify's news was held back.
+		delete(m.containers, c.name)
+		m.publishLocked(c.name, "container", "removed")
+		return
+	}
 	if err != nil {
 		c.config = "failed"
-		c.lastErr = oneLine(buildError(m.l.BuildLogPath(c.name), err))
+		c.lastErr = reason
 		m.log.Warn().Str("container", c.name).Dur("took", took).Str("error", c.lastErr).Msg("build failed")
 		m.publishLocked(c.name, "config", "failed")
 		m.publishLocked(c.name, "error", c.lastErr)
@@ -275,8 +294,6 @@ func (m *Manager) finishBuild(c *container, run *buildRun, err error, took time.
 	if wasCreating {
 		m.publishLocked(c.name, "state", m.stateLocked(c))
 	}
-	close(run.done)
-	m.changed.Broadcast()
 }
 
 // buildError is the readable reason of a failed build: nix's "error:" line from the
@@ -418,38 +435,74 @@ func (m *Manager) startWith(ctx context.Context, name string, job func(context.C
 	if err != nil {
 		return err
 	}
+	// A build in progress ends first (outside the unit lock, which Destroy must not
+	// wait on for a whole build). A failed build leaves the previous system, which
+	// starts; its error matters only when there is none.
+	buildErr := m.WaitBuilt(ctx, name)
+	if errorsIsCtx(buildErr) && ctx.Err() != nil {
+		return buildErr
+	}
 	unlock, err := c.lockUnit(ctx)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if err := m.WaitBuilt(ctx, name); err != nil {
-		return err
-	}
 	conf, err := m.Conf(name) // also: not destroyed meanwhile
 	if err != nil {
 		return err
 	}
 	if sys, _ := systemGeneration(systemLinkOf(m.l, name, conf)); sys == "" {
+		if buildErr != nil {
+			return buildErr
+		}
 		return fmt.Errorf("%w: %s (see build.log)", ErrNotBuilt, name)
 	}
 	unit := UnitName(name)
-	err = job(ctx, unit)
-	if errorsIsCtx(err) {
-		return err
+	before := m.unitSeq(name)
+	jobErr := job(ctx, unit)
+	if errorsIsCtx(jobErr) {
+		return jobErr
 	}
-	if err == nil {
-		err = m.settle(ctx, name, "running", "failed")
-	}
-	if st, _ := m.State(name); err == nil && st == "running" {
-		m.setError(name, nil)
-		return nil
-	}
-	if errorsIsCtx(err) {
-		return err
+	if jobErr == nil {
+		// Up, unless a state reported after the job says otherwise: the job's end
+		// and the state signals travel separately.
+		err = m.settleAfter(ctx, name, before)
+		if errorsIsCtx(err) && ctx.Err() != nil {
+			return err
+		}
+		if st, _ := m.State(name); st == "running" {
+			m.setError(name, nil)
+			return nil
+		}
 	}
 	us := m.sup.unitStateOf(m.ctx, unit)
-	return fmt.Errorf("%w: %s is %s (result: %s); see its log", ErrStartFailed, unit, us.ActiveState, us.Result)
+	if jobErr == nil && us.ActiveState == "active" {
+		return nil // the signal is late; systemd itself says it runs
+	}
+	reason := fmt.Sprintf("%s is %s (result: %s)", unit, us.ActiveState, us.Result)
+	if jobErr != nil {
+		reason = fmt.Sprintf("%v; %s", jobErr, reason)
+	}
+	return fmt.Errorf("%w: %s; see its log", ErrStartFailed, reason)
+}
+
+// settleAfter waits until the container runs, or a state reported after seq says it
+// failed or stopped.
+func (m *Manager) settleAfter(ctx context.Context, name string, seq uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	return m.waitFor(ctx, name, func(c *container) bool {
+		if c == nil {
+			return true
+		}
+		switch m.stateLocked(c) {
+		case "running":
+			return true
+		case "failed", "stopped":
+			return m.seq[name] > seq
+		}
+		return false
+	})
 }
 
 // Stop stops the container and returns once it is down.
@@ -532,11 +585,14 @@ func (m *Manager) Destroy(ctx context.Context, name string) (err error) {
 	if err != nil {
 		return err
 	}
-	unlock, err := c.lockUnit(ctx)
-	if err != nil {
-		return err
+	// A start holds the unit lock: the container is starting (EBUSY), and rmdir, which
+	// holds the mount's root directory, must not wait for it.
+	select {
+	case c.unitLock <- struct{}{}:
+		defer func() { <-c.unitLock }()
+	default:
+		return fmt.Errorf("%w: %s is starting", ErrBusy, name)
 	}
-	defer unlock()
 	root := m.l.RootPath(name)
 	m.mu.Lock()
 	st := m.stateLocked(c)
@@ -568,8 +624,14 @@ func (m *Manager) Destroy(ctx context.Context, name string) (err error) {
 		errs = append(errs, err)
 	}
 	os.Remove(m.l.BuildLogPath(name))
-	if err := os.Remove(m.l.ConfPath(name)); err != nil && !os.IsNotExist(err) {
+	// Under nixos-container's lock, which conf edits take: none writes it back.
+	if lock, err := lockAddresses(ctx, m.l.LockFile); err != nil {
 		errs = append(errs, err)
+	} else {
+		if err := os.Remove(m.l.ConfPath(name)); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, err)
+		}
+		lock.unlock()
 	}
 	if err := errors.Join(errs...); err != nil {
 		m.mu.Lock()
@@ -685,12 +747,12 @@ func (m *Manager) SetAddresses(ctx context.Context, name, hostAddr, localAddr st
 }
 
 // SetAutostart sets AUTO_START.
-func (m *Manager) SetAutostart(name string, on bool) (err error) {
+func (m *Manager) SetAutostart(ctx context.Context, name string, on bool) (err error) {
 	defer m.noteErr(name, &err)
 	if _, err := m.mutable(name); err != nil {
 		return err
 	}
-	lock, err := lockAddresses(context.Background(), m.l.LockFile)
+	lock, err := lockAddresses(ctx, m.l.LockFile)
 	if err != nil {
 		return err
 	}
@@ -724,6 +786,9 @@ func (m *Manager) StartAutostart(ctx context.Context) ([]string, error) {
 // editConf rewrites the conf file atomically and updates the in-memory copy. The
 // caller holds the address lock, which nixos-container also takes to write conf files.
 func (m *Manager) editConf(name string, edit func(*Conf)) error {
+	if _, err := m.lookup(name); err != nil {
+		return err // destroyed while the caller waited for the lock
+	}
 	path := m.l.ConfPath(name)
 	conf, err := ReadConf(path)
 	if err != nil {

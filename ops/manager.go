@@ -46,6 +46,7 @@ type Manager struct {
 	mu         sync.Mutex
 	containers map[string]*container
 	units      map[string]unitState // by container name, also for units without conf
+	seq        map[string]uint64    // counts each container's unit state reports
 	watchers   map[chan Event]struct{}
 	changed    *sync.Cond // broadcast on every state change, for waiters
 }
@@ -143,6 +144,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		builder:    newBuilder(opts.NixOSPath, opts.MaxParallelBuilds),
 		containers: map[string]*container{},
 		units:      map[string]unitState{},
+		seq:        map[string]uint64{},
 		watchers:   map[chan Event]struct{}{},
 	}
 	m.changed = sync.NewCond(&m.mu)
@@ -378,6 +380,7 @@ func (m *Manager) setUnitLocked(name string, st unitState) {
 		}
 	}
 	m.units[name] = st
+	m.seq[name]++
 	if c == nil {
 		m.changed.Broadcast()
 		return
@@ -453,8 +456,8 @@ func (m *Manager) refreshConf(name string, announce bool) {
 		c = newContainer(name)
 		c.conf, c.declarative = conf, decl
 		m.containers[name] = c
-		if !unitKnown {
-			m.units[name] = st
+		if _, known := m.units[name]; !known {
+			m.units[name] = st // unless a signal came while systemd was asked
 		}
 		m.setUnitLocked(name, m.units[name])
 		if announce {
@@ -466,6 +469,13 @@ func (m *Manager) refreshConf(name string, announce bool) {
 		c.conf, c.declarative = conf, decl
 	}
 	m.changed.Broadcast()
+}
+
+// unitSeq is the count of the container's unit state reports so far.
+func (m *Manager) unitSeq(name string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.seq[name]
 }
 
 // waitFor blocks until cond holds for the container (nil if it is gone), or ctx ends.

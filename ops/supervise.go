@@ -67,7 +67,9 @@ func (s *supervisor) installTemplate(ctx context.Context, unitDir string, search
 		if string(old) == text {
 			return path, nil
 		}
-		if _, err := os.Stat(templateBinary(string(old))); err == nil && !replace {
+		// Kept: the same template but for another nixcfs binary that still exists.
+		bin := templateBinary(string(old))
+		if _, err := os.Stat(bin); err == nil && !replace && string(old) == unitTemplate(bin, l) {
 			return path, nil
 		}
 	}

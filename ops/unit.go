@@ -73,10 +73,10 @@ func LayoutOf(name string) Layout {
 // templateBinary is the nixcfs binary a template of ours runs, "" if none.
 func templateBinary(text string) string {
 	_, rest, ok := strings.Cut(text, "\nExecStart=")
-	if !ok {
-		return ""
+	if fields := strings.Fields(rest); ok && len(fields) > 0 {
+		return fields[0]
 	}
-	return strings.Fields(rest)[0]
+	return ""
 }
 
 // hostTemplate returns the path of a container@.service that is not ours (NixOS's),
