@@ -16,7 +16,7 @@ type addressFile struct {
 	host bool
 }
 
-func newAddressFile(c *container, host bool) *addressFile {
+func newAddressFile(c *containerRef, host bool) *addressFile {
 	n := &addressFile{valueFile: valueFile{c: c, mode: modeRW}, host: host}
 	n.value = func() (string, error) {
 		st, err := c.b.Status(c.name)
@@ -40,7 +40,7 @@ func (n *addressFile) Write(ctx context.Context, f gofs.FileHandle, data []byte,
 		hostAddr, localAddr = addr, ""
 	}
 	// It may wait for nixos-container's address lock.
-	err := interruptible(ctx, func(ctx context.Context) error {
+	err := detached(ctx, func(ctx context.Context) error {
 		return n.c.b.SetAddresses(ctx, n.c.name, hostAddr, localAddr)
 	})
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 // if not.
 type autostartFile struct{ valueFile }
 
-func newAutostartFile(c *container) *autostartFile {
+func newAutostartFile(c *containerRef) *autostartFile {
 	n := &autostartFile{valueFile{c: c, mode: modeRW}}
 	n.value = func() (string, error) {
 		st, err := c.b.Status(c.name)
@@ -30,7 +30,7 @@ func (n *autostartFile) Write(ctx context.Context, f gofs.FileHandle, data []byt
 	if !ok || v != "0" && v != "1" {
 		return 0, syscall.EINVAL
 	}
-	err := interruptible(ctx, func(ctx context.Context) error { return n.c.b.SetAutostart(ctx, n.c.name, v == "1") })
+	err := detached(ctx, func(ctx context.Context) error { return n.c.b.SetAutostart(ctx, n.c.name, v == "1") })
 	if err != nil {
 		return 0, errnoOf(err)
 	}

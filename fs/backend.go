@@ -1,21 +1,25 @@
-// Package fs serves NixOS containers as a FUSE filesystem (SPEC.md): one directory per
-// container, one value per file. The nodes translate file operations into calls on a
-// Backend (ops.Manager) and its errors into errnos, and nothing else.
+// Package fs serves NixOS containers as a FUSE filesystem: one directory per container,
+// one value per file. The nodes translate file operations into calls on a Backend
+// (ops.Manager) and its errors into errnos, and own the text of every file; what a
+// container is and does is the Backend's.
 package fs
 
 import (
 	"context"
+	"os"
+	"time"
 
 	"nixcfs/ops"
 )
 
-// Backend is the part of ops.Manager the filesystem calls.
+// Backend is what the filesystem needs of ops.Manager.
 type Backend interface {
 	List() []string
 	Exists(name string) bool
-	State(name string) (string, error)
+	State(name string) (ops.State, error)
 	Status(name string) (ops.Status, error)
-	Layout() ops.Layout
+	// Watch streams the changes of one container, or of all ("").
+	Watch(ctx context.Context, name string) <-chan ops.Event
 
 	Create(ctx context.Context, name string, o ops.CreateOptions) (string, error)
 	Destroy(ctx context.Context, name string) error
@@ -27,11 +31,18 @@ type Backend interface {
 	Terminate(ctx context.Context, name string) error
 
 	ReadConfig(name string) ([]byte, error)
+	// ConfigInfo is the configuration's size and time; os.ErrNotExist when it has none.
+	ConfigInfo(name string) (size int64, mtime time.Time, err error)
 	SetConfig(ctx context.Context, name string, text []byte) error
 	SetAddresses(ctx context.Context, name, hostAddr, localAddr string) error
 	SetAutostart(ctx context.Context, name string, on bool) error
 
-	Watch(ctx context.Context) <-chan ops.Event
+	// OpenBuildLog opens the last build's log, growing while a build runs;
+	// os.ErrNotExist when there was none.
+	OpenBuildLog(name string) (*os.File, error)
+	// OpenLog starts a reader of the container's journal; LogSize is its size now.
+	OpenLog(ctx context.Context, name string) (ops.LogReader, error)
+	LogSize(ctx context.Context, name string) (int64, error)
 }
 
 var _ Backend = (*ops.Manager)(nil) // the real thing

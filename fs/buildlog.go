@@ -17,10 +17,8 @@ import (
 // runs. Each open reads the log file itself, so tail -f follows a build.
 type buildLogFile struct {
 	gofs.Inode
-	c *container
+	c *containerRef
 }
-
-func (n *buildLogFile) path() string { return n.c.b.Layout().BuildLogPath(n.c.name) }
 
 var _ = (gofs.NodeGetattrer)((*buildLogFile)(nil))
 
@@ -29,8 +27,11 @@ func (n *buildLogFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse
 	var err error
 	if h, ok := f.(*buildLogHandle); ok && h.f != nil {
 		fi, err = h.f.Stat()
+	} else if lf, oerr := n.c.b.OpenBuildLog(n.c.name); oerr == nil {
+		fi, err = lf.Stat()
+		lf.Close()
 	} else {
-		fi, err = os.Stat(n.path())
+		err = oerr
 	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -49,7 +50,7 @@ func (n *buildLogFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle,
 	if writes(flags) {
 		return nil, 0, syscall.EACCES
 	}
-	f, err := os.Open(n.path())
+	f, err := n.c.b.OpenBuildLog(n.c.name)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, errnoOf(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -24,7 +23,7 @@ import (
 // file keeps its text in memory instead.
 type configFile struct {
 	gofs.Inode
-	c *container
+	c *containerRef
 
 	mu       sync.Mutex
 	isConfig bool // named config.nix
@@ -40,7 +39,7 @@ type configFile struct {
 // offset must fail (EFBIG) rather than make the daemon allocate that much and die.
 const maxConfigSize = 16 << 20
 
-func newConfigFile(c *container, isConfig bool, mode uint32) *configFile {
+func newConfigFile(c *containerRef, isConfig bool, mode uint32) *configFile {
 	return &configFile{c: c, isConfig: isConfig, mode: mode, mtime: time.Now(), writers: map[*configHandle]bool{}}
 }
 
@@ -75,8 +74,8 @@ func (n *configFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.A
 		// The file's own mtime, so vim notices edits made inside the container and
 		// does not complain about its own.
 		size, mode, mtime = 0, modeRW, time.Time{}
-		if fi, err := os.Stat(n.c.b.Layout().ConfigPath(n.c.name)); err == nil {
-			size, mtime = int(fi.Size()), fi.ModTime()
+		if sz, mt, err := n.c.b.ConfigInfo(n.c.name); err == nil {
+			size, mtime = int(sz), mt
 		}
 	}
 	if n.pending != nil {
@@ -194,7 +193,7 @@ func (n *configFile) replaced() {
 }
 
 func (n *configFile) commit(ctx context.Context, text []byte) error {
-	return interruptible(ctx, func(ctx context.Context) error {
+	return detached(ctx, func(ctx context.Context) error {
 		return n.c.b.SetConfig(ctx, n.c.name, text)
 	})
 }

@@ -17,23 +17,23 @@ const configName = "config.nix"
 // file). Scratch files live in memory; renaming one over config.nix commits its text.
 type containerDir struct {
 	gofs.Inode
-	c *container
+	c *containerRef
 }
 
 // files are the container's own files, in the order ls shows them. They are made on
 // lookup, so that one renamed or removed away is there again at once.
 var files = []struct {
 	name string
-	node func(c *container) gofs.InodeEmbedder
+	node func(c *containerRef) gofs.InodeEmbedder
 }{
-	{"state", func(c *container) gofs.InodeEmbedder { return newStateFile(c) }},
-	{configName, func(c *container) gofs.InodeEmbedder { return newConfigFile(c, true, modeRW) }},
-	{"status", func(c *container) gofs.InodeEmbedder { return newStatusFile(c) }},
-	{"address", func(c *container) gofs.InodeEmbedder { return newAddressFile(c, false) }},
-	{"host-address", func(c *container) gofs.InodeEmbedder { return newAddressFile(c, true) }},
-	{"autostart", func(c *container) gofs.InodeEmbedder { return newAutostartFile(c) }},
-	{"build.log", func(c *container) gofs.InodeEmbedder { return &buildLogFile{c: c} }},
-	{"log", func(c *container) gofs.InodeEmbedder { return &journalFile{c: c} }},
+	{"state", func(c *containerRef) gofs.InodeEmbedder { return newStateFile(c) }},
+	{configName, func(c *containerRef) gofs.InodeEmbedder { return newConfigFile(c, true, modeRW) }},
+	{"status", func(c *containerRef) gofs.InodeEmbedder { return newStatusFile(c) }},
+	{"address", func(c *containerRef) gofs.InodeEmbedder { return newAddressFile(c, false) }},
+	{"host-address", func(c *containerRef) gofs.InodeEmbedder { return newAddressFile(c, true) }},
+	{"autostart", func(c *containerRef) gofs.InodeEmbedder { return newAutostartFile(c) }},
+	{"build.log", func(c *containerRef) gofs.InodeEmbedder { return &buildLogFile{c: c} }},
+	{"log", func(c *containerRef) gofs.InodeEmbedder { return &journalFile{c: c} }},
 }
 
 func isOwnFile(name string) bool {

@@ -8,7 +8,7 @@ import (
 	"nixcfs/ops"
 )
 
-// errnoOf maps an ops error to the errno SPEC.md gives it. The readable reason is in
+// errnoOf maps an ops error to the errno the interface gives it. The readable reason is in
 // the container's status (ops records it), since errno alone is thin.
 func errnoOf(err error) syscall.Errno {
 	switch {
@@ -42,7 +42,7 @@ func errnoOf(err error) syscall.Errno {
 // interruptible runs op to its end, but returns EINTR as soon as the FUSE request is
 // interrupted (Ctrl-C on the writer): the operation goes on and status shows how it
 // ends. op never sees the request's cancellation, so an interrupted start still starts.
-func interruptible(ctx context.Context, op func(context.Context) error) error {
+func detached(ctx context.Context, op func(context.Context) error) error {
 	done := make(chan error, 1)
 	go func() { done <- op(context.WithoutCancel(ctx)) }()
 	select {

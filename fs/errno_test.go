@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"syscall"
 	"testing"
-	"time"
 
 	"nixcfs/ops"
 )
@@ -43,21 +42,24 @@ func TestErrnoOf(t *testing.T) {
 	}
 }
 
-func TestInterruptibleReturnsAtInterruptAndLetsTheOperationEnd(t *testing.T) {
+func TestDetachedReturnsAtInterruptAndLetsTheOperationEnd(t *testing.T) {
 	ctx, interrupt := context.WithCancel(context.Background())
+	started, release := make(chan struct{}), make(chan struct{})
 	ended := make(chan error, 1)
 	go func() {
-		time.Sleep(50 * time.Millisecond)
+		<-started
 		interrupt()
 	}()
-	err := interruptible(ctx, func(ctx context.Context) error {
-		time.Sleep(200 * time.Millisecond)
+	err := detached(ctx, func(ctx context.Context) error {
+		close(started)
+		<-release
 		ended <- ctx.Err()
 		return nil
 	})
 	if errnoOf(err) != syscall.EINTR {
 		t.Errorf("interrupted: %v", err)
 	}
+	close(release)
 	if err := <-ended; err != nil {
 		t.Errorf("the operation saw %v", err)
 	}

@@ -2,6 +2,8 @@ package fs
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,6 +20,8 @@ const eventsName = "events"
 type eventsFile struct {
 	gofs.Inode
 	b Backend
+
+	reading atomic.Int32 // reads in progress: tests wait for blocked readers with it
 }
 
 var _ = (gofs.NodeGetattrer)((*eventsFile)(nil))
@@ -34,12 +38,13 @@ func (n *eventsFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, u
 		return nil, 0, syscall.EACCES
 	}
 	watch, stop := context.WithCancel(context.Background())
-	h := &eventsHandle{events: n.b.Watch(watch), stop: stop, lock: make(chan struct{}, 1)}
+	h := &eventsHandle{n: n, events: n.b.Watch(watch, ""), stop: stop, lock: make(chan struct{}, 1)}
 	return h, fuse.FOPEN_DIRECT_IO, 0
 }
 
 // eventsHandle is one reader's stream.
 type eventsHandle struct {
+	n      *eventsFile
 	events <-chan ops.Event
 	stop   context.CancelFunc
 
@@ -55,6 +60,8 @@ var _ = (gofs.FileReader)((*eventsHandle)(nil))
 // Read blocks until there is an event, or the reader is interrupted (EINTR), also
 // while another read of the same fd blocks.
 func (h *eventsHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	h.n.reading.Add(1)
+	defer h.n.reading.Add(-1)
 	select {
 	case h.lock <- struct{}{}:
 		defer func() { <-h.lock }()
@@ -67,7 +74,7 @@ func (h *eventsHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.R
 			if !ok {
 				return fuse.ReadResultData(nil), 0 // the daemon is shutting down
 			}
-			h.pending = append(h.pending, ev.String()+"\n"...)
+			h.pending = append(h.pending, eventLine(ev)...)
 		case <-ctx.Done():
 			return nil, syscall.EINTR
 		}
@@ -78,7 +85,7 @@ func (h *eventsHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.R
 				if !ok {
 					break more
 				}
-				h.pending = append(h.pending, ev.String()+"\n"...)
+				h.pending = append(h.pending, eventLine(ev)...)
 			default:
 				break more
 			}
@@ -94,4 +101,9 @@ var _ = (gofs.FileReleaser)((*eventsHandle)(nil))
 func (h *eventsHandle) Release(ctx context.Context) syscall.Errno {
 	h.stop()
 	return 0
+}
+
+// eventLine is one line of the stream: TIME NAME KEY VALUE.
+func eventLine(ev ops.Event) string {
+	return fmt.Sprintf("%s %s %s %s\n", ev.Time.Format(time.RFC3339), ev.Name, ev.Kind, ev.Value)
 }

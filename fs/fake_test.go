@@ -15,50 +15,53 @@ import (
 )
 
 // fakeBackend is a FAKE ops.Manager, in memory, for testing what the filesystem does
-// with the kernel and shell tools, nothing more. Configurations live in real files
-// under a temporary Layout, as the filesystem stats them.
+// with the kernel and shell tools, nothing more. Configurations and build logs live in
+// real files under a temporary directory. contract_test.go holds it to the real
+// Manager's behaviour: the same assertions run against both.
 type fakeBackend struct {
-	l ops.Layout
+	dir string
 
 	mu         sync.Mutex
 	containers map[string]*fakeContainer
-	watchers   map[chan ops.Event]bool
+	watchers   map[chan ops.Event]string
 	commits    []string // texts given to SetConfig, in order
 	noAddress  bool     // Create fails with ErrNoAddress
 	startGate  chan struct{}
 	startCalls int
 	startCtx   context.Context // of the last Start, to check it was not cancelled
+	journal    string          // what journalctl would print for every container
+	logReads   int             // journal reads (opens, refreshes, size counts)
 }
 
 type fakeContainer struct {
-	state       string
+	state       ops.State
 	host, local string
 	autostart   bool
 	declarative bool
 	startErr    error
 	lastErr     string
+	build       ops.BuildState
 }
 
 // brokenMarker in a configuration makes its build fail.
 const brokenMarker = "BROKEN"
 
 func newFakeBackend(t *testing.T) *fakeBackend {
-	dir := t.TempDir()
-	l := ops.Layout{
-		ConfDir: filepath.Join(dir, "conf"), StateDir: filepath.Join(dir, "state"),
-		ProfileDir: filepath.Join(dir, "profiles"), GCRootDir: filepath.Join(dir, "gcroots"),
-		LockFile: filepath.Join(dir, "lock"), LogDir: filepath.Join(dir, "log"),
-	}
-	if err := os.MkdirAll(l.LogDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return &fakeBackend{l: l, containers: map[string]*fakeContainer{}, watchers: map[chan ops.Event]bool{}}
+	return &fakeBackend{dir: t.TempDir(), containers: map[string]*fakeContainer{}, watchers: map[chan ops.Event]string{}}
 }
 
-func (f *fakeBackend) publishLocked(name, key, value string) {
-	for ch := range f.watchers {
+func (f *fakeBackend) configPath(name string) string { return filepath.Join(f.dir, name+".nix") }
+func (f *fakeBackend) buildLogPath(name string) string {
+	return filepath.Join(f.dir, name+".build.log")
+}
+
+func (f *fakeBackend) publishLocked(name string, kind ops.EventKind, value string) {
+	for ch, only := range f.watchers {
+		if only != "" && only != name {
+			continue
+		}
 		select {
-		case ch <- ops.Event{Time: time.Now(), Name: name, Key: key, Value: value}:
+		case ch <- ops.Event{Time: time.Now(), Name: name, Kind: kind, Value: value}:
 		default:
 		}
 	}
@@ -72,19 +75,23 @@ func (f *fakeBackend) get(name string) (*fakeContainer, error) {
 	return c, nil
 }
 
+// getForChange is get for changes: declarative containers are refused.
+func (f *fakeBackend) getForChange(name string) (*fakeContainer, error) {
+	c, err := f.get(name)
+	if err == nil && c.declarative {
+		return nil, fmt.Errorf("%w: %s", ops.ErrDeclarative, name)
+	}
+	return c, err
+}
+
 // add makes a container as if nixos-container had (announce) or as a test fixture.
 func (f *fakeBackend) add(name string, c *fakeContainer, announce bool) {
-	if c.state == "" {
-		c.state = "stopped"
-	}
-	p := f.l.ConfigPath(name)
-	os.MkdirAll(filepath.Dir(p), 0o755)
-	os.WriteFile(p, []byte(ops.DefaultConfig(name, "")), 0o644)
+	os.WriteFile(f.configPath(name), []byte(ops.DefaultConfig(name, "")), 0o644)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.containers[name] = c
 	if announce {
-		f.publishLocked(name, "container", "created")
+		f.publishLocked(name, ops.EventContainer, ops.ContainerCreated)
 	}
 }
 
@@ -93,14 +100,20 @@ func (f *fakeBackend) removeOutside(name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.containers, name)
-	f.publishLocked(name, "container", "removed")
+	f.publishLocked(name, ops.EventContainer, ops.ContainerRemoved)
 }
 
-func (f *fakeBackend) setState(name, state string) {
+func (f *fakeBackend) setState(name string, state ops.State) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.containers[name].state = state
-	f.publishLocked(name, "state", state)
+	f.setStateLocked(name, state)
+}
+
+func (f *fakeBackend) setStateLocked(name string, state ops.State) {
+	if c := f.containers[name]; c != nil && c.state != state {
+		c.state = state
+		f.publishLocked(name, ops.EventState, state.String())
+	}
 }
 
 // set changes the fake's knobs while the filesystem may be using them.
@@ -110,13 +123,11 @@ func (f *fakeBackend) set(change func()) {
 	change()
 }
 
-func (f *fakeBackend) commitCount() int {
+func (f *fakeBackend) watcherCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.commits)
+	return len(f.watchers)
 }
-
-func (f *fakeBackend) Layout() ops.Layout { return f.l }
 
 func (f *fakeBackend) List() []string {
 	f.mu.Lock()
@@ -135,12 +146,12 @@ func (f *fakeBackend) Exists(name string) bool {
 	return f.containers[name] != nil
 }
 
-func (f *fakeBackend) State(name string) (string, error) {
+func (f *fakeBackend) State(name string) (ops.State, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, err := f.get(name)
 	if err != nil {
-		return "", err
+		return ops.StateStopped, err
 	}
 	return c.state, nil
 }
@@ -153,9 +164,12 @@ func (f *fakeBackend) Status(name string) (ops.Status, error) {
 		return ops.Status{}, err
 	}
 	return ops.Status{Name: name, State: c.state, Unit: ops.UnitName(name), HostAddress: c.host,
-		LocalAddress: c.local, Autostart: c.autostart, Declarative: c.declarative, Error: c.lastErr}, nil
+		LocalAddress: c.local, Autostart: c.autostart, Declarative: c.declarative, Error: c.lastErr,
+		Config: c.build}, nil
 }
 
+// Create makes the container creating, with its first build pending: it ends (built,
+// stopped) when something waits for it, as WaitBuilt and Start do.
 func (f *fakeBackend) Create(ctx context.Context, name string, o ops.CreateOptions) (string, error) {
 	if err := ops.ValidateName(name); err != nil {
 		return "", err
@@ -171,28 +185,49 @@ func (f *fakeBackend) Create(ctx context.Context, name string, o ops.CreateOptio
 	case noAddress:
 		return "", ops.ErrNoAddress
 	}
-	f.add(name, &fakeContainer{state: "stopped", host: fmt.Sprintf("10.233.%d.1", n), local: fmt.Sprintf("10.233.%d.2", n)}, true)
+	f.add(name, &fakeContainer{state: ops.StateCreating, build: ops.BuildBuilding,
+		host: fmt.Sprintf("10.233.%d.1", n), local: fmt.Sprintf("10.233.%d.2", n)}, true)
+	f.mu.Lock()
+	f.publishLocked(name, ops.EventState, ops.StateCreating.String())
+	f.mu.Unlock()
 	return name, nil
+}
+
+// WaitBuilt ends a pending first build.
+func (f *fakeBackend) WaitBuilt(ctx context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.get(name)
+	if err != nil {
+		return err
+	}
+	if c.state == ops.StateCreating {
+		c.build = ops.BuildBuilt
+		f.publishLocked(name, ops.EventConfig, c.build.String())
+		f.setStateLocked(name, ops.StateStopped)
+	}
+	return nil
 }
 
 func (f *fakeBackend) Destroy(ctx context.Context, name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c, err := f.get(name)
+	c, err := f.getForChange(name)
 	switch {
 	case err != nil:
 		return err
-	case c.declarative:
-		return ops.ErrDeclarative
-	case c.state == "running" || c.state == "starting":
+	case c.state.Busy():
 		return fmt.Errorf("%w: %s is %s", ops.ErrBusy, name, c.state)
 	}
 	delete(f.containers, name)
-	f.publishLocked(name, "container", "removed")
+	f.publishLocked(name, ops.EventContainer, ops.ContainerRemoved)
 	return nil
 }
 
 func (f *fakeBackend) Start(ctx context.Context, name string) error {
+	if err := f.WaitBuilt(ctx, name); err != nil {
+		return err
+	}
 	f.mu.Lock()
 	f.startCalls++
 	f.startCtx = ctx
@@ -206,14 +241,14 @@ func (f *fakeBackend) Start(ctx context.Context, name string) error {
 		return err
 	}
 	if gate != nil {
-		f.setState(name, "starting")
+		f.setState(name, ops.StateStarting)
 		select {
 		case <-gate:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	f.setState(name, "running")
+	f.setState(name, ops.StateRunning)
 	return nil
 }
 
@@ -221,14 +256,14 @@ func (f *fakeBackend) Stop(ctx context.Context, name string) error {
 	if _, err := f.State(name); err != nil {
 		return err
 	}
-	f.setState(name, "stopped")
+	f.setState(name, ops.StateStopped)
 	return nil
 }
 
 func (f *fakeBackend) Restart(ctx context.Context, name string) error { return f.Start(ctx, name) }
 
 func (f *fakeBackend) Reload(ctx context.Context, name string) error {
-	if st, err := f.State(name); err != nil || st != "running" {
+	if st, err := f.State(name); err != nil || !st.Running() {
 		return fmt.Errorf("%w: not running", ops.ErrInvalid)
 	}
 	return nil
@@ -240,29 +275,37 @@ func (f *fakeBackend) ReadConfig(name string) ([]byte, error) {
 	if _, err := f.State(name); err != nil {
 		return nil, err
 	}
-	return os.ReadFile(f.l.ConfigPath(name))
+	return os.ReadFile(f.configPath(name))
+}
+
+func (f *fakeBackend) ConfigInfo(name string) (int64, time.Time, error) {
+	if _, err := f.State(name); err != nil {
+		return 0, time.Time{}, err
+	}
+	fi, err := os.Stat(f.configPath(name))
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return fi.Size(), fi.ModTime(), nil
 }
 
 // SetConfig keeps the text even when its "build" fails, as ops does.
 func (f *fakeBackend) SetConfig(ctx context.Context, name string, text []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c, err := f.get(name)
+	c, err := f.getForChange(name)
 	if err != nil {
 		return err
 	}
-	if c.declarative {
-		return ops.ErrDeclarative
-	}
 	f.commits = append(f.commits, string(text))
-	if err := os.WriteFile(f.l.ConfigPath(name), text, 0o644); err != nil {
+	if err := os.WriteFile(f.configPath(name), text, 0o644); err != nil {
 		return err
 	}
 	if strings.Contains(string(text), brokenMarker) {
-		c.lastErr = "build failed: broken configuration (see build.log)"
-		return fmt.Errorf("%w: nix-env: exit status 1", ops.ErrBuildFailed)
+		c.build, c.lastErr = ops.BuildFailed, "build failed: broken configuration (see build.log)"
+		return fmt.Errorf("%w: nix-build: exit status 1", ops.ErrBuildFailed)
 	}
-	c.lastErr = ""
+	c.build, c.lastErr = ops.BuildBuilt, ""
 	return nil
 }
 
@@ -276,15 +319,12 @@ func (f *fakeBackend) SetAddresses(ctx context.Context, name, hostAddr, localAdd
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c, err := f.get(name)
+	c, err := f.getForChange(name)
 	if err != nil {
 		return err
 	}
-	if c.declarative {
-		return ops.ErrDeclarative
-	}
-	if c.state == "running" {
-		return fmt.Errorf("%w: %s is running", ops.ErrBusy, name)
+	if c.state.Busy() {
+		return fmt.Errorf("%w: %s is %s", ops.ErrBusy, name, c.state)
 	}
 	for other, oc := range f.containers {
 		for _, a := range []string{hostAddr, localAddr} {
@@ -305,7 +345,7 @@ func (f *fakeBackend) SetAddresses(ctx context.Context, name, hostAddr, localAdd
 func (f *fakeBackend) SetAutostart(ctx context.Context, name string, on bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c, err := f.get(name)
+	c, err := f.getForChange(name)
 	if err != nil {
 		return err
 	}
@@ -313,10 +353,67 @@ func (f *fakeBackend) SetAutostart(ctx context.Context, name string, on bool) er
 	return nil
 }
 
-func (f *fakeBackend) Watch(ctx context.Context) <-chan ops.Event {
+func (f *fakeBackend) OpenBuildLog(name string) (*os.File, error) {
+	if _, err := f.State(name); err != nil {
+		return nil, err
+	}
+	return os.Open(f.buildLogPath(name))
+}
+
+// fakeLog serves the fake's journal text as a LogReader, read again at each refresh.
+type fakeLog struct {
+	f    *fakeBackend
+	mu   sync.Mutex
+	text []byte
+}
+
+func (f *fakeBackend) OpenLog(ctx context.Context, name string) (ops.LogReader, error) {
+	if _, err := f.State(name); err != nil {
+		return nil, err
+	}
+	l := &fakeLog{f: f}
+	return l, l.Refresh(ctx)
+}
+
+func (f *fakeBackend) LogSize(ctx context.Context, name string) (int64, error) {
+	if _, err := f.State(name); err != nil {
+		return 0, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logReads++
+	return int64(len(f.journal)), nil
+}
+
+func (l *fakeLog) Refresh(ctx context.Context) error {
+	l.f.mu.Lock()
+	text := l.f.journal
+	l.f.logReads++
+	l.f.mu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.text = []byte(text)
+	return nil
+}
+
+func (l *fakeLog) Size() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int64(len(l.text))
+}
+
+func (l *fakeLog) ReadAt(p []byte, off int64) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return copy(p, window(l.text, off, len(p))), nil
+}
+
+func (l *fakeLog) Close() error { return nil }
+
+func (f *fakeBackend) Watch(ctx context.Context, name string) <-chan ops.Event {
 	ch := make(chan ops.Event, 64)
 	f.mu.Lock()
-	f.watchers[ch] = true
+	f.watchers[ch] = name
 	f.mu.Unlock()
 	context.AfterFunc(ctx, func() {
 		f.mu.Lock()
@@ -325,4 +422,10 @@ func (f *fakeBackend) Watch(ctx context.Context) <-chan ops.Event {
 		close(ch)
 	})
 	return ch
+}
+
+func (f *fakeBackend) commitCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.commits)
 }

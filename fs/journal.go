@@ -1,9 +1,8 @@
 package fs
 
 import (
-	"bytes"
 	"context"
-	"os/exec"
+	"io"
 	"sync"
 	"syscall"
 	"time"
@@ -14,70 +13,64 @@ import (
 	"nixcfs/ops"
 )
 
-// journalFile is NAME/log: the unit's journal. Each open runs journalctl once into a
-// snapshot; a reader that reaches its end, or asks for the size (tail -f polls fstat),
-// gets it run again, since the journal only grows. Without an open handle (lookup, ls
-// -l, stat of the path) the size is the true one too (SPEC), from a run at most
-// sizeMaxAge old, so that a burst of stats runs journalctl once.
+// journalFile is NAME/log: the unit's journal. Each open gets the backend's reader of
+// it, which keeps its text outside memory; a reader that reaches its end, or asks for
+// the size (tail -f polls fstat), gets it refreshed, since the journal only grows.
+// Without an open handle (lookup, ls -l, stat of the path) the size is the true one
+// too, from a count at most sizeMaxAge old, so that a burst of stats counts once.
 type journalFile struct {
 	gofs.Inode
-	c *container
+	c *containerRef
 
 	mu       sync.Mutex
-	size     int
+	size     int64
 	sizeTime time.Time
 }
 
 const sizeMaxAge = time.Second
 
 // pathSize is the journal's size for a stat without an open handle.
-func (n *journalFile) pathSize(ctx context.Context) (int, syscall.Errno) {
+func (n *journalFile) pathSize(ctx context.Context) (int64, syscall.Errno) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if time.Since(n.sizeTime) < sizeMaxAge {
 		return n.size, 0
 	}
-	text, errno := n.journal(ctx)
-	if errno != 0 {
+	size, err := n.c.b.LogSize(ctx, n.c.name)
+	if errno := journalErrno(ctx, err); errno != 0 {
 		return 0, errno
 	}
-	n.size, n.sizeTime = len(text), time.Now()
+	n.size, n.sizeTime = size, time.Now()
 	return n.size, 0
 }
 
-func (n *journalFile) journal(ctx context.Context) ([]byte, syscall.Errno) {
-	text, err := n.c.journal(ctx, n.c.name)
-	if ctx.Err() != nil {
-		return nil, syscall.EINTR
+// journalErrno is EINTR for a reader that gave up, EIO when the journal could not be
+// read.
+func journalErrno(ctx context.Context, err error) syscall.Errno {
+	switch {
+	case ctx.Err() != nil:
+		return syscall.EINTR
+	case err != nil:
+		return errnoOf(err)
 	}
-	if err != nil {
-		return nil, syscall.EIO
-	}
-	return text, 0
-}
-
-// journalctl runs the filesystem's one subprocess, never inside the mount.
-func journalctl(ctx context.Context, name string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "journalctl", "-u", ops.UnitName(name), "--no-pager", "-q", "-o", "short-iso")
-	cmd.Dir = "/"
-	return cmd.Output()
+	return 0
 }
 
 var _ = (gofs.NodeGetattrer)((*journalFile)(nil))
 
 func (n *journalFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	var size int
+	var size int64
 	var errno syscall.Errno
 	if h, ok := f.(*journalHandle); ok {
-		errno = h.refresh(ctx)
-		size = h.size()
+		errno = journalErrno(ctx, h.r.Refresh(ctx))
+		size = h.r.Size()
 	} else {
 		size, errno = n.pathSize(ctx)
 	}
 	if errno != 0 {
 		return errno
 	}
-	setFileAttr(&out.Attr, modeRO, size, time.Now())
+	setFileAttr(&out.Attr, modeRO, int(size), time.Now())
 	return 0
 }
 
@@ -87,45 +80,34 @@ func (n *journalFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, 
 	if writes(flags) {
 		return nil, 0, syscall.EACCES
 	}
-	h := &journalHandle{n: n}
-	if errno := h.refresh(ctx); errno != 0 {
+	r, err := n.c.b.OpenLog(ctx, n.c.name)
+	if errno := journalErrno(ctx, err); errno != 0 {
 		return nil, 0, errno
 	}
-	return h, fuse.FOPEN_DIRECT_IO, 0
+	return &journalHandle{r: r}, fuse.FOPEN_DIRECT_IO, 0
 }
 
-type journalHandle struct {
-	n    *journalFile
-	mu   sync.Mutex
-	text []byte
-}
-
-func (h *journalHandle) refresh(ctx context.Context) syscall.Errno {
-	text, errno := h.n.journal(ctx)
-	if errno != 0 {
-		return errno
-	}
-	h.mu.Lock()
-	h.text = text
-	h.mu.Unlock()
-	return 0
-}
-
-func (h *journalHandle) size() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.text)
-}
+// journalHandle is one open of the log: the backend's reader of the journal.
+type journalHandle struct{ r ops.LogReader }
 
 var _ = (gofs.FileReader)((*journalHandle)(nil))
 
 func (h *journalHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if off >= int64(h.size()) {
-		if errno := h.refresh(ctx); errno != 0 {
+	if off >= h.r.Size() {
+		if errno := journalErrno(ctx, h.r.Refresh(ctx)); errno != 0 {
 			return nil, errno
 		}
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return fuse.ReadResultData(bytes.Clone(window(h.text, off, len(dest)))), 0
+	n, err := h.r.ReadAt(dest, off)
+	if err != nil && err != io.EOF {
+		return nil, errnoOf(err)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+var _ = (gofs.FileReleaser)((*journalHandle)(nil))
+
+func (h *journalHandle) Release(ctx context.Context) syscall.Errno {
+	h.r.Close()
+	return 0
 }

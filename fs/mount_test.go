@@ -1,9 +1,11 @@
 package fs
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -15,7 +17,15 @@ import (
 
 // mountFake mounts the filesystem over a fakeBackend in a temporary directory, for as
 // long as the test runs. Shell tools then drive it as subprocesses.
-func mountFake(t *testing.T, journal ...func(context.Context, string) ([]byte, error)) (*fakeBackend, string) {
+func mountFake(t *testing.T) (*fakeBackend, string) {
+	t.Helper()
+	f, mnt, _ := mountFakeRoot(t)
+	return f, mnt
+}
+
+// mountFakeRoot is mountFake that also gives the filesystem's root, for tests that
+// wait on a node's state.
+func mountFakeRoot(t *testing.T) (*fakeBackend, string, *Root) {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skip("no /dev/fuse")
@@ -27,9 +37,6 @@ func mountFake(t *testing.T, journal ...func(context.Context, string) ([]byte, e
 	mnt := t.TempDir()
 	o := Options{Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)}
 	root := New(f, o)
-	if len(journal) > 0 {
-		root.journal = journal[0] // no journald here
-	}
 	srv, err := mountRoot(mnt, root, o)
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +47,7 @@ func mountFake(t *testing.T, journal ...func(context.Context, string) ([]byte, e
 			exec.Command("umount", "-l", mnt).Run()
 		}
 	})
-	return f, mnt
+	return f, mnt, root
 }
 
 // sh runs a bash script with $MNT set, and returns its combined output and whether it
@@ -96,7 +103,7 @@ func failSh(t *testing.T, mnt, script, want string) {
 	}
 }
 
-// eventually polls cond for up to d.
+// eventually polls cond, which says what it waits for, for up to d.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	for end := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
@@ -113,4 +120,94 @@ func fileText(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(bytes.TrimSpace(b))
+}
+
+// bgShell is a bash script running in the background with $MNT set, for tests that act
+// while it runs: its output arrives line by line, and each line written to its stdin
+// lets a `read _` in it go on.
+type bgShell struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string
+	out   strings.Builder // every line so far; read only after lines is closed
+	done  chan error
+}
+
+func startSh(t *testing.T, mnt, script string) *bgShell {
+	t.Helper()
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Env = append(os.Environ(), "MNT="+mnt)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	b := &bgShell{cmd: cmd, stdin: stdin, lines: make(chan string, 1024), done: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			b.lines <- sc.Text()
+		}
+		close(b.lines)
+		b.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		for range b.lines {
+		}
+	})
+	return b
+}
+
+// waitLine waits (10 s at most) for the next line that satisfies want, and returns it.
+func (b *bgShell) waitLine(t *testing.T, what string, want func(string) bool) string {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case line, ok := <-b.lines:
+			if !ok {
+				t.Fatalf("the script ended before %s:\n%s", what, b.out.String())
+			}
+			b.out.WriteString(line + "\n")
+			if want(line) {
+				return line
+			}
+		case <-deadline:
+			t.Fatalf("not within 10s: %s; output so far:\n%s", what, b.out.String())
+		}
+	}
+}
+
+// proceed lets the script's next `read _` return.
+func (b *bgShell) proceed(t *testing.T) {
+	t.Helper()
+	if _, err := io.WriteString(b.stdin, "\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// signal sends sig to the script's process.
+func (b *bgShell) signal(sig os.Signal) { b.cmd.Process.Signal(sig) }
+
+// finish waits for the script to end and returns all it printed.
+func (b *bgShell) finish(t *testing.T) (string, error) {
+	t.Helper()
+	for line := range b.lines {
+		b.out.WriteString(line + "\n")
+	}
+	select {
+	case err := <-b.done:
+		return b.out.String(), err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the script did not end within 10s:\n%s", b.out.String())
+		return "", nil
+	}
 }

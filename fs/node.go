@@ -18,15 +18,15 @@ const (
 	modeDir = 0o755
 )
 
-// container is what the nodes of one container directory share.
-type container struct {
-	b       Backend
-	name    string
-	journal func(ctx context.Context, name string) ([]byte, error)
+// containerRef is what the nodes of one container directory share: the backend and
+// the container's name.
+type containerRef struct {
+	b    Backend
+	name string
 }
 
-// mayWrite refuses every write to a declarative container (SPEC.md), at open(2).
-func (c *container) mayWrite() syscall.Errno {
+// mayWrite refuses every write to a declarative container, at open(2).
+func (c *containerRef) mayWrite() syscall.Errno {
 	st, err := c.b.Status(c.name)
 	if err != nil {
 		return errnoOf(err)
@@ -106,7 +106,7 @@ func writtenValue(data []byte) (string, bool) {
 // size, and each open keeps its own copy. Writing is each file's own.
 type valueFile struct {
 	gofs.Inode
-	c     *container
+	c     *containerRef
 	mode  uint32
 	value func() (string, error)
 }

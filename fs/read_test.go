@@ -1,15 +1,16 @@
 package fs
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"nixcfs/ops"
 )
 
 // Every file reports its true size, so that sendfile copies (Python's shutil.copy) and
@@ -17,7 +18,7 @@ import (
 func TestSizesAndCopies(t *testing.T) {
 	f, mnt := mountFake(t)
 	f.add("web", &fakeContainer{host: "10.233.1.1", local: "10.233.1.2"}, false)
-	os.WriteFile(f.l.BuildLogPath("web"), []byte("building\ndone\n"), 0o644)
+	os.WriteFile(f.buildLogPath("web"), []byte("building\ndone\n"), 0o644)
 	for _, file := range []string{"state", "config.nix", "status", "address", "host-address", "autostart", "build.log"} {
 		mustSh(t, mnt, `cd $MNT/web && f=`+file+` && out=$(mktemp -d) &&
 			test "$(stat -c %s $f)" = "$(cat $f | wc -c)" &&
@@ -37,49 +38,40 @@ func TestBuildLogFollowed(t *testing.T) {
 	if got := mustSh(t, mnt, `cat $MNT/web/build.log`); got != "" {
 		t.Errorf("build.log before any build: %q", got)
 	}
-	logFile, err := os.Create(f.l.BuildLogPath("web"))
+	logFile, err := os.Create(f.buildLogPath("web"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logFile.Close()
 	logFile.WriteString("first\n")
-	go func() {
-		time.Sleep(1500 * time.Millisecond)
-		logFile.WriteString("second\n")
-	}()
-	out, _ := sh(t, mnt, `timeout 4 tail -f $MNT/web/build.log`)
-	if out != "first\nsecond\n" {
+	tail := startSh(t, mnt, `exec tail -f $MNT/web/build.log`)
+	tail.waitLine(t, "tail shows the first line", func(l string) bool { return l == "first" })
+	logFile.WriteString("second\n")
+	tail.waitLine(t, "tail follows the log", func(l string) bool { return l == "second" })
+	tail.signal(syscall.SIGTERM)
+	if out, _ := tail.finish(t); out != "first\nsecond\n" {
 		t.Errorf("tail -f build.log: %q", out)
 	}
 }
 
-// log is journalctl's output, run per open, and again when a reader reaches its end or
-// asks for the size with the file open (cp, shutil.copy and tail -f fstat it). Looking
-// at the name (lookup, ls -l, stat of the path) does not run it: the size is 0 then.
+// log is the journal: read per open, and again when a reader reaches its end or asks
+// for the size with the file open (cp, shutil.copy and tail -f fstat it). Looking at
+// the name (lookup, ls -l, stat of the path) counts its size at most once a second.
 func TestJournal(t *testing.T) {
-	var mu sync.Mutex
-	runs := 0
+	f, mnt := mountFake(t)
 	journal := "2024-01-01T00:00:00+0000 host systemd[1]: Starting container web...\n"
-	f, mnt := mountFake(t, func(ctx context.Context, name string) ([]byte, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		runs++
-		return []byte(journal), nil
-	})
+	f.set(func() { f.journal = journal })
 	f.add("web", &fakeContainer{}, false)
-	journalRuns := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return runs
-	}
 	want := strconv.Itoa(len(journal))
-	// A burst of stats without an open handle: the true size, one journalctl run.
+	// A burst of stats without an open handle: the true size, one journal read.
 	if got := mustSh(t, mnt, `stat -c %s $MNT/web/log; ls -l $MNT/web > /dev/null; stat -c %s $MNT/web/log`); got != want+"\n"+want+"\n" {
 		t.Errorf("size without an open handle: %q, want %s", got, want)
 	}
-	if n := journalRuns(); n != 1 {
-		t.Errorf("journalctl ran %d times for a burst of stats and ls -l, want 1", n)
-	}
+	f.set(func() {
+		if f.logReads != 1 {
+			t.Errorf("the journal was read %d times for a burst of stats and ls -l, want 1", f.logReads)
+		}
+	})
 	mustSh(t, mnt, `exec 3<$MNT/web/log && test "$(stat -c %s $MNT/web/log)" = `+want+` && test "$(stat -L -c %s /dev/fd/3)" = `+want)
 	if got := mustSh(t, mnt, `cat $MNT/web/log`); got != journal {
 		t.Errorf("log: %q", got)
@@ -91,16 +83,19 @@ func TestJournal(t *testing.T) {
 			t.Errorf("%s of log: %q", copied, got)
 		}
 	}
-	go func() {
-		time.Sleep(1500 * time.Millisecond)
-		mu.Lock()
-		journal += "2024-01-01T00:00:01+0000 host systemd[1]: Started container web.\n"
-		mu.Unlock()
-	}()
-	tailed, _ := sh(t, mnt, `timeout 4 tail -f $MNT/web/log`)
-	if !strings.HasSuffix(tailed, "Started container web.\n") {
-		t.Errorf("tail -f log: %q", tailed)
-	}
+	tail := startSh(t, mnt, `exec tail -f $MNT/web/log`)
+	tail.waitLine(t, "tail shows the journal", func(l string) bool { return strings.HasSuffix(l, "Starting container web...") })
+	f.set(func() { f.journal += "2024-01-01T00:00:01+0000 host systemd[1]: Started container web.\n" })
+	tail.waitLine(t, "tail follows the journal", func(l string) bool { return strings.HasSuffix(l, "Started container web.") })
+	tail.signal(syscall.SIGTERM)
+	tail.finish(t)
+}
+
+// readers waits until n readers of the events stream are registered with the backend
+// (the root's own follower is one of them).
+func readers(t *testing.T, f *fakeBackend, n int) {
+	t.Helper()
+	eventually(t, 10*time.Second, fmt.Sprintf("%d events readers", n), func() bool { return f.watcherCount() == n })
 }
 
 // events streams one line per change from the moment it is opened, blocks in read
@@ -108,15 +103,16 @@ func TestJournal(t *testing.T) {
 func TestEvents(t *testing.T) {
 	f, mnt := mountFake(t)
 	f.add("web", &fakeContainer{}, false)
-	f.setState("web", "running") // before the open: not shown
-	go func() {
-		time.Sleep(time.Second)
-		f.setState("web", "stopped")
-		f.add("db", &fakeContainer{}, true)
-	}()
+	f.setState("web", ops.StateRunning) // before the open: not shown
+	cat := startSh(t, mnt, `exec cat $MNT/events`)
+	readers(t, f, 2)
+	f.setState("web", ops.StateStopped)
+	f.add("db", &fakeContainer{}, true)
+	cat.waitLine(t, "db's creation", func(l string) bool { return strings.HasSuffix(l, " db container created") })
 	begin := time.Now()
-	out, _ := sh(t, mnt, `timeout -s INT 3 cat $MNT/events`)
-	if took := time.Since(begin); took > 5*time.Second {
+	cat.signal(syscall.SIGINT)
+	out, _ := cat.finish(t)
+	if took := time.Since(begin); took > 2*time.Second {
 		t.Errorf("cat events ran %v after SIGINT", took)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -133,44 +129,46 @@ func TestEvents(t *testing.T) {
 func TestEventsTailed(t *testing.T) {
 	f, mnt := mountFake(t)
 	f.add("web", &fakeContainer{}, false)
-	go func() {
-		time.Sleep(time.Second)
-		f.setState("web", "running")
-	}()
-	out, _ := sh(t, mnt, `timeout -s INT 3 stdbuf -oL tail -n +1 -f $MNT/events`)
-	if !strings.HasSuffix(out, " web state running\n") {
-		t.Errorf("tail -n +1 -f events: %q", out)
-	}
+	tail := startSh(t, mnt, `exec stdbuf -oL tail -n +1 -f $MNT/events`)
+	readers(t, f, 2)
+	f.setState("web", ops.StateRunning)
+	tail.waitLine(t, "tail -n +1 -f shows the change", func(l string) bool { return strings.HasSuffix(l, " web state running") })
 }
 
 // Two reads of one events fd block together: interrupting the one that waits behind
 // the other lets it go at once (EINTR), and the other still gets the next event.
 // pread, because read(2) of a shared file serialises on its position in the kernel.
 func TestEventsSharedFdInterrupted(t *testing.T) {
-	f, mnt := mountFake(t)
+	f, mnt, root := mountFakeRoot(t)
 	f.add("web", &fakeContainer{}, false)
-	go func() {
-		time.Sleep(4 * time.Second)
-		f.setState("web", "running")
-	}()
+	events := root.GetChild(eventsName).Operations().(*eventsFile)
+	reading := func(n int32) {
+		eventually(t, 10*time.Second, fmt.Sprintf("%d blocked reads of events", n), func() bool { return events.reading.Load() == n })
+	}
 	first := filepath.Join(t.TempDir(), "first")
-	out := mustSh(t, mnt, `exec 3<$MNT/events
+	sh := startSh(t, mnt, `exec 3<$MNT/events
 		pread() { exec python3 -c 'import os, sys; sys.stdout.write(os.pread(3, 4096, 0).decode())'; }
 		pread > `+first+` & first=$!
-		sleep 0.5
+		read _
 		pread & second=$!
-		sleep 0.5
+		read _
 		begin=$(date +%s%N)
 		kill $second
 		! wait $second
 		echo "second: $(( ($(date +%s%N) - begin) / 1000000 )) ms"
 		wait $first
 		cat `+first)
+	reading(1)
+	sh.proceed(t)
+	reading(2)
+	sh.proceed(t)
+	line := sh.waitLine(t, "the interrupted reader's end", func(l string) bool { return strings.HasPrefix(l, "second: ") })
 	var ms int
-	if _, err := fmt.Sscanf(out, "second: %d ms", &ms); err != nil || ms > 1000 {
-		t.Errorf("the interrupted reader took %d ms (%v):\n%s", ms, err, out)
+	if _, err := fmt.Sscanf(line, "second: %d ms", &ms); err != nil || ms > 1000 {
+		t.Errorf("the interrupted reader took %d ms (%v)", ms, err)
 	}
-	if !strings.HasSuffix(out, " web state running\n") {
-		t.Errorf("the other reader:\n%s", out)
+	f.setState("web", ops.StateRunning)
+	if out, err := sh.finish(t); err != nil || !strings.HasSuffix(out, " web state running\n") {
+		t.Errorf("the other reader (%v):\n%s", err, out)
 	}
 }

@@ -16,9 +16,8 @@ import (
 // the `events` file. mkdir creates a container, rmdir destroys one.
 type Root struct {
 	gofs.Inode
-	b       Backend
-	log     zerolog.Logger
-	journal func(ctx context.Context, name string) ([]byte, error) // journalctl; tests swap it
+	b   Backend
+	log zerolog.Logger
 
 	mu     sync.Mutex
 	mkdirs map[string]int // containers created by our Mkdir, until Follow sees them
@@ -27,7 +26,7 @@ type Root struct {
 // New is the root of a filesystem over b. Mount it with Mount, or mount it yourself
 // and run Follow once the mount is up.
 func New(b Backend, o Options) *Root {
-	return &Root{b: b, log: o.Log, journal: journalctl, mkdirs: map[string]int{}}
+	return &Root{b: b, log: o.Log, mkdirs: map[string]int{}}
 }
 
 var _ = (gofs.NodeOnAdder)((*Root)(nil)) // events is always there
@@ -59,7 +58,7 @@ func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 }
 
 func (r *Root) newContainerDir(ctx context.Context, name string) *gofs.Inode {
-	d := &containerDir{c: &container{b: r.b, name: name, journal: r.journal}}
+	d := &containerDir{c: &containerRef{b: r.b, name: name}}
 	return r.NewInode(ctx, d, gofs.StableAttr{Mode: syscall.S_IFDIR})
 }
 
@@ -94,7 +93,7 @@ var _ = (gofs.NodeRmdirer)((*Root)(nil))
 
 // Rmdir destroys the container: EBUSY while it runs, EPERM if declarative.
 func (r *Root) Rmdir(ctx context.Context, name string) syscall.Errno {
-	return errnoOf(interruptible(ctx, func(ctx context.Context) error {
+	return errnoOf(detached(ctx, func(ctx context.Context) error {
 		return r.b.Destroy(ctx, name)
 	}))
 }
@@ -126,16 +125,16 @@ func (r *Root) ownCreation(name string) bool {
 // removed outside the mount (nixos-container, a NixOS rebuild), until ctx ends. The
 // kernel is told from here, never from inside a FUSE handler: that would deadlock.
 func (r *Root) Follow(ctx context.Context) {
-	for ev := range r.b.Watch(ctx) {
-		if ev.Key != "container" {
+	for ev := range r.b.Watch(ctx, "") {
+		if ev.Kind != ops.EventContainer {
 			continue
 		}
 		switch {
-		case ev.Value == "created" && !r.ownCreation(ev.Name):
+		case ev.Value == ops.ContainerCreated && !r.ownCreation(ev.Name):
 			// Drop a negative entry the kernel may hold. Not after our own mkdir: the
 			// notification would wait for mkdir's lock and then hit the new entry.
 			r.NotifyEntry(ev.Name)
-		case ev.Value == "removed" && !r.b.Exists(ev.Name):
+		case ev.Value == ops.ContainerRemoved && !r.b.Exists(ev.Name):
 			ch := r.GetChild(ev.Name)
 			if ch == nil {
 				r.NotifyEntry(ev.Name)

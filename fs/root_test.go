@@ -1,9 +1,12 @@
 package fs
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"nixcfs/ops"
 )
 
 func TestMkdirCreatesAndLsLists(t *testing.T) {
@@ -15,8 +18,13 @@ func TestMkdirCreatesAndLsLists(t *testing.T) {
 	if got := strings.Fields(mustSh(t, mnt, `ls $MNT/web`)); strings.Join(got, " ") != "address autostart build.log config.nix host-address log state status" {
 		t.Errorf("ls web = %v", got)
 	}
+	// Its first build runs in the background, as in ops: creating until it ends.
+	if got := mustSh(t, mnt, `cat $MNT/web/state`); got != "creating\n" {
+		t.Errorf("state after mkdir = %q", got)
+	}
+	f.WaitBuilt(context.Background(), "web")
 	if got := mustSh(t, mnt, `cat $MNT/web/state`); got != "stopped\n" {
-		t.Errorf("state = %q", got)
+		t.Errorf("state after the build = %q", got)
 	}
 	if !f.Exists("web") {
 		t.Error("backend has no web")
@@ -37,7 +45,7 @@ func TestMkdirErrnos(t *testing.T) {
 
 func TestRmdir(t *testing.T) {
 	f, mnt := mountFake(t)
-	f.add("up", &fakeContainer{state: "running"}, false)
+	f.add("up", &fakeContainer{state: ops.StateRunning}, false)
 	f.add("down", &fakeContainer{}, false)
 	f.add("decl", &fakeContainer{declarative: true}, false)
 
@@ -80,4 +88,14 @@ func TestOwnFilesStay(t *testing.T) {
 	failSh(t, mnt, `mv $MNT/web/state $MNT/web/other`, "Operation not permitted")
 	failSh(t, mnt, `mv $MNT/web/config.nix $MNT/web/status`, "Operation not permitted")
 	mustSh(t, mnt, `test -f $MNT/web/state && test -f $MNT/web/config.nix && ! test -e $MNT/web/other`)
+}
+
+func TestStatusText(t *testing.T) {
+	s := ops.Status{Name: "foo", State: ops.StateRunning, Unit: ops.UnitName("foo"), Leader: 42, Config: ops.BuildBuilt}
+	text := statusText(s)
+	for _, want := range []string{"name foo\n", "state running\n", "unit container@foo.service\n", "leader 42\n", "config built\n", "error -\n", "autostart 0\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("status lacks %q:\n%s", want, text)
+		}
+	}
 }

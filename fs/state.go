@@ -13,11 +13,11 @@ import (
 // and Ctrl-C makes the write return EINTR while the operation goes on.
 type stateFile struct{ valueFile }
 
-func newStateFile(c *container) *stateFile {
+func newStateFile(c *containerRef) *stateFile {
 	n := &stateFile{valueFile{c: c, mode: modeRW}}
 	n.value = func() (string, error) {
 		st, err := c.b.State(c.name)
-		return st + "\n", err
+		return st.String() + "\n", err
 	}
 	return n
 }
@@ -41,7 +41,7 @@ func (n *stateFile) Write(ctx context.Context, f gofs.FileHandle, data []byte, o
 	if !ok || act == nil {
 		return 0, syscall.EINVAL
 	}
-	if err := interruptible(ctx, func(ctx context.Context) error { return act(ctx, n.c.name) }); err != nil {
+	if err := detached(ctx, func(ctx context.Context) error { return act(ctx, n.c.name) }); err != nil {
 		return 0, errnoOf(err)
 	}
 	return uint32(len(data)), 0

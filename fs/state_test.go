@@ -53,13 +53,13 @@ func TestInterruptedStartGoesOn(t *testing.T) {
 	if took := time.Since(begin); took > 5*time.Second {
 		t.Errorf("interrupted write took %v", took)
 	}
-	if st, _ := f.State("web"); st != "starting" {
+	if st, _ := f.State("web"); st != ops.StateStarting {
 		t.Errorf("state after the interrupted write = %s, want starting", st)
 	}
 	close(gate)
 	eventually(t, 2*time.Second, "the start goes on", func() bool {
 		st, _ := f.State("web")
-		return st == "running"
+		return st.Running()
 	})
 	f.set(func() {
 		if f.startCtx.Err() != nil {
@@ -93,7 +93,7 @@ func TestDeclarativeIsReadOnly(t *testing.T) {
 func TestAddressWrites(t *testing.T) {
 	f, mnt := mountFake(t)
 	f.add("web", &fakeContainer{host: "10.233.1.1", local: "10.233.1.2"}, false)
-	f.add("db", &fakeContainer{host: "10.233.2.1", local: "10.233.2.2", state: "running"}, false)
+	f.add("db", &fakeContainer{host: "10.233.2.1", local: "10.233.2.2", state: ops.StateRunning}, false)
 	if got := mustSh(t, mnt, `cat $MNT/web/address $MNT/web/host-address`); got != "10.233.1.2\n10.233.1.1\n" {
 		t.Errorf("addresses: %q", got)
 	}

@@ -117,10 +117,35 @@ func BareAddress(s string) string {
 	return a
 }
 
-// checkAddressFree fails when addr is used by a container other than self.
-func checkAddressFree(used map[string]string, addr, self string) error {
-	if owner := used[BareAddress(addr)]; owner != "" && owner != self {
-		return fmt.Errorf("%w: %s is used by %s", ErrAddressInUse, BareAddress(addr), owner)
+// validateAddresses checks the addresses a user gave ("" for one not given), before
+// anything is written: each must be an IPv4 address, and the two must differ.
+func validateAddresses(hostAddr, localAddr string) error {
+	for _, a := range []string{hostAddr, localAddr} {
+		if a != "" {
+			if err := ValidateAddress(a); err != nil {
+				return err
+			}
+		}
+	}
+	return distinctAddresses(hostAddr, localAddr)
+}
+
+// distinctAddresses fails when the host and the container side would be one address.
+func distinctAddresses(hostAddr, localAddr string) error {
+	if hostAddr != "" && BareAddress(hostAddr) == BareAddress(localAddr) {
+		return fmt.Errorf("%w: host and container address would both be %s", ErrInvalid, BareAddress(hostAddr))
+	}
+	return nil
+}
+
+// checkAddressesFree fails when one of addrs ("" ignored) is used by a container other
+// than self. The caller holds the address lock, so the answer stays true until it
+// writes its conf file.
+func checkAddressesFree(used map[string]string, self string, addrs ...string) error {
+	for _, a := range addrs {
+		if owner := used[BareAddress(a)]; a != "" && owner != "" && owner != self {
+			return fmt.Errorf("%w: %s is used by %s", ErrAddressInUse, BareAddress(a), owner)
+		}
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,8 +105,8 @@ func TestCreateWithDefaultConfig(t *testing.T) {
 	if string(cfg) != DefaultConfig("dflt", "") {
 		t.Errorf("configuration.nix is not nixos-container's template:\n%s", cfg)
 	}
-	if st.State != "stopped" || st.Config != "built" || st.Generation != 1 || !strings.HasPrefix(st.System, "/nix/store/") {
-		t.Errorf("status after create:\n%s", st.Text())
+	if st.State != StateStopped || st.Config != BuildBuilt || st.Generation != 1 || !strings.HasPrefix(st.System, "/nix/store/") {
+		t.Errorf("status after create:\n%s", fmt.Sprintf("%+v", st))
 	}
 	if _, err := os.Stat(filepath.Join(st.System, "init")); err != nil {
 		t.Errorf("system has no init: %v", err)
@@ -134,11 +135,11 @@ func TestHelloLifecycle(t *testing.T) {
 		t.Errorf("hello says %q", got)
 	}
 	st, _ = m.Status("hello")
-	if st.State != "running" || st.ActiveState != "active" || st.Leader == 0 || st.Interface != "ve-hello" {
-		t.Errorf("status while running:\n%s", st.Text())
+	if st.State != StateRunning || st.ActiveState != unitActive || st.Leader == 0 || st.Interface != "ve-hello" {
+		t.Errorf("status while running:\n%s", fmt.Sprintf("%+v", st))
 	}
 	leader := st.Leader
-	if !interfaceExists("ve-hello") {
+	if !hostInterfaceExists("ve-hello") {
 		t.Error("ve-hello missing on the host")
 	}
 
@@ -150,8 +151,8 @@ func TestHelloLifecycle(t *testing.T) {
 		t.Errorf("after update hello says %q", got)
 	}
 	st, _ = m.Status("hello")
-	if st.Leader != leader || st.Generation != 2 || st.Config != "built" {
-		t.Errorf("after update (leader was %d):\n%s", leader, st.Text())
+	if st.Leader != leader || st.Generation != 2 || st.Config != BuildBuilt {
+		t.Errorf("after update (leader was %d):\n%s", leader, fmt.Sprintf("%+v", st))
 	}
 
 	// A config that fails evaluation: old system keeps running, new text kept, error shown.
@@ -161,8 +162,8 @@ func TestHelloLifecycle(t *testing.T) {
 		t.Errorf("bad config: %v, want ErrBuildFailed", err)
 	}
 	st, _ = m.Status("hello")
-	if st.Config != "failed" || !strings.Contains(st.Error, "The option `networking.foo' does not exist.") || st.Generation != 2 || st.State != "running" {
-		t.Errorf("status after failed build:\n%s", st.Text())
+	if st.Config != BuildFailed || !strings.Contains(st.Error, "The option `networking.foo' does not exist.") || st.Generation != 2 || st.State != StateRunning {
+		t.Errorf("status after failed build:\n%s", fmt.Sprintf("%+v", st))
 	}
 	if got, _ := m.ReadConfig("hello"); string(got) != bad {
 		t.Errorf("the new text was not kept")
@@ -182,10 +183,10 @@ func TestHelloLifecycle(t *testing.T) {
 	if err := m.Stop(ctx, "hello"); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	if s, _ := m.State("hello"); s != "stopped" {
+	if s, _ := m.State("hello"); s != StateStopped {
 		t.Errorf("state after stop: %s", s)
 	}
-	if interfaceExists("ve-hello") {
+	if hostInterfaceExists("ve-hello") {
 		t.Error("ve-hello left behind after stop")
 	}
 	if _, err := os.Stat(NetnsPath("hello")); err == nil {
@@ -351,7 +352,7 @@ func TestParallelCreatesGetDistinctAddresses(t *testing.T) {
 			}
 			seen[a] = name
 		}
-		if st.Config != "built" {
+		if st.Config != BuildBuilt {
 			t.Errorf("%s: config %s", name, st.Config)
 		}
 	}
@@ -411,17 +412,17 @@ func TestNixosContainerLogicDrivesOurContainer(t *testing.T) {
 	if out, err := exec.Command("systemctl", "start", "container@compat").CombinedOutput(); err != nil {
 		t.Fatalf("systemctl start: %v\n%s", err, out)
 	}
-	waitState(t, m, "compat", "running")
+	waitState(t, m, "compat", StateRunning)
 	if got := testhost.Hello(t, st.LocalAddress); got != "compatible" {
 		t.Errorf("hello says %q", got)
 	}
 	if out, err := exec.Command("systemctl", "stop", "container@compat").CombinedOutput(); err != nil {
 		t.Fatalf("systemctl stop: %v\n%s", err, out)
 	}
-	waitState(t, m, "compat", "stopped")
+	waitState(t, m, "compat", StateStopped)
 }
 
-func waitState(t *testing.T, m *Manager, name, want string) {
+func waitState(t *testing.T, m *Manager, name string, want State) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {
@@ -457,7 +458,7 @@ func TestConcurrentUpdates(t *testing.T) {
 		}
 	}
 	after, _ := m.Status("conc")
-	if after.Generation != st.Generation+n || after.Config != "built" {
+	if after.Generation != st.Generation+n || after.Config != BuildBuilt {
 		t.Errorf("after %d updates: generation %d -> %d, config %s", n, st.Generation, after.Generation, after.Config)
 	}
 	if err := m.Start(ctx, "conc"); err != nil {
@@ -486,4 +487,10 @@ func TestDestroyWhileCreating(t *testing.T) {
 	if _, err := os.Stat(m.Layout().BuildLogPath("early")); err == nil {
 		t.Error("build log left behind")
 	}
+}
+
+// hostInterfaceExists tells whether the host has an interface of that name.
+func hostInterfaceExists(name string) bool {
+	_, err := net.InterfaceByName(name)
+	return err == nil
 }

@@ -1,59 +1,125 @@
 package ops
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
-	"strings"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"time"
 )
 
-// Status is a container as the `status` file and `nixcfs status --json` show it.
+// Status is what is known of one container, as its `status` file and `nixcfs status
+// --json` show it. Reading it asks nobody: the registry is kept current by signals.
 type Status struct {
-	Name         string    `json:"name"`
-	State        string    `json:"state"`
-	Unit         string    `json:"unit"`
-	ActiveState  string    `json:"active_state"`
-	SubState     string    `json:"sub_state"`
-	Leader       int       `json:"leader"`
-	Since        time.Time `json:"since"`
-	HostAddress  string    `json:"host_address"`
-	LocalAddress string    `json:"local_address"`
-	HostBridge   string    `json:"host_bridge,omitempty"`
-	HostPort     string    `json:"host_port,omitempty"`
-	Interface    string    `json:"interface"`
-	System       string    `json:"system"`
-	Generation   int       `json:"generation"`
-	Config       string    `json:"config"`
-	Autostart    bool      `json:"autostart"`
-	Declarative  bool      `json:"declarative"`
-	Error        string    `json:"error"`
+	Name         string     `json:"name"`
+	State        State      `json:"state"`
+	Unit         string     `json:"unit"`
+	ActiveState  string     `json:"active_state"`
+	SubState     string     `json:"sub_state"`
+	Leader       int        `json:"leader"`
+	Since        time.Time  `json:"since"`
+	HostAddress  string     `json:"host_address"`
+	LocalAddress string     `json:"local_address"`
+	HostBridge   string     `json:"host_bridge,omitempty"`
+	HostPort     string     `json:"host_port,omitempty"`
+	Interface    string     `json:"interface"`
+	System       string     `json:"system"`
+	Generation   int        `json:"generation"`
+	Config       BuildState `json:"config"`
+	Autostart    bool       `json:"autostart"`
+	Declarative  bool       `json:"declarative"`
+	Error        string     `json:"error"`
 }
 
-// Text is the flat `key value` form, keys in SPEC.md's order; empty values print "-".
-func (s Status) Text() string {
-	since := "-"
-	if !s.Since.IsZero() {
-		since = s.Since.UTC().Format(time.RFC3339)
-	}
-	rows := [][2]string{
-		{"name", s.Name}, {"state", s.State}, {"unit", s.Unit},
-		{"active_state", s.ActiveState}, {"sub_state", s.SubState},
-		{"leader", fmt.Sprint(s.Leader)}, {"since", since},
-		{"host_address", s.HostAddress}, {"local_address", s.LocalAddress},
-		{"interface", s.Interface}, {"system", s.System},
-		{"generation", fmt.Sprint(s.Generation)}, {"config", s.Config},
-		{"autostart", boolDigit(s.Autostart)}, {"error", s.Error},
-	}
-	var b strings.Builder
-	for _, r := range rows {
-		v := r[1]
-		if v == "" {
-			v = "-"
-		}
-		fmt.Fprintf(&b, "%s %s\n", r[0], v)
-	}
-	return b.String()
+// List returns the names of all containers, sorted.
+func (m *Manager) List() []string { return m.reg.names() }
+
+// Exists tells whether a container of that name is known.
+func (m *Manager) Exists(name string) bool {
+	m.reg.mu.Lock()
+	defer m.reg.mu.Unlock()
+	return m.reg.records[name] != nil
 }
 
-// JSON is the --json form.
-func (s Status) JSON() ([]byte, error) { return json.MarshalIndent(s, "", "  ") }
+// State is the container's state.
+func (m *Manager) State(name string) (State, error) {
+	m.reg.mu.Lock()
+	defer m.reg.mu.Unlock()
+	c := m.reg.records[name]
+	if c == nil {
+		return StateStopped, fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	return m.reg.stateLocked(c), nil
+}
+
+// Status is everything the `status` file shows.
+func (m *Manager) Status(name string) (Status, error) {
+	m.reg.mu.Lock()
+	c := m.reg.records[name]
+	if c == nil {
+		m.reg.mu.Unlock()
+		return Status{}, fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	u := m.reg.units[name]
+	st := Status{
+		Name: name, State: m.reg.stateLocked(c), Unit: UnitName(name),
+		ActiveState: u.ActiveState, SubState: u.SubState, Since: u.Since,
+		Leader: u.Leader, HostAddress: c.conf.Get("HOST_ADDRESS"),
+		LocalAddress: c.conf.Get("LOCAL_ADDRESS"), HostBridge: c.conf.Get("HOST_BRIDGE"),
+		HostPort: c.conf.Get("HOST_PORT"), Config: c.build,
+		Autostart: c.conf.Get("AUTO_START") == "1", Error: c.lastErr,
+		Declarative: c.declarative,
+	}
+	if c.conf.Get("PRIVATE_NETWORK") == "1" {
+		st.Interface = HostInterface(name)
+	}
+	sysLink := m.l.SystemOf(name, c.conf)
+	m.reg.mu.Unlock()
+	if st.ActiveState == "" {
+		st.ActiveState, st.SubState = unitInactive, unitDead
+	}
+	st.System, st.Generation = systemGeneration(sysLink)
+	if st.Config == BuildUnknown && st.System != "" {
+		st.Config = BuildBuilt
+	}
+	return st, nil
+}
+
+// Conf returns a copy of the container's conf file as last read.
+func (m *Manager) Conf(name string) (Conf, error) {
+	m.reg.mu.Lock()
+	defer m.reg.mu.Unlock()
+	c, err := m.reg.lookupLocked(name)
+	if err != nil {
+		return Conf{}, err
+	}
+	return c.conf.clone(), nil
+}
+
+var generationRE = regexp.MustCompile(`-(\d+)-link$`)
+
+// systemGeneration reads the profile's current system and generation number.
+func systemGeneration(systemLink string) (system string, gen int) {
+	target, err := os.Readlink(systemLink)
+	if err != nil {
+		return "", 0
+	}
+	// system -> system-N-link -> /nix/store/...
+	if m := generationRE.FindStringSubmatch(target); m != nil {
+		gen, _ = strconv.Atoi(m[1])
+	}
+	system, err = filepath.EvalSymlinks(systemLink)
+	if err != nil {
+		return "", gen
+	}
+	return system, gen
+}
+
+// Watch streams the changes of the container name, or of every container when name is
+// "", from now on until ctx ends. A reader that falls more than its buffer behind loses
+// events rather than holding up the manager.
+func (m *Manager) Watch(ctx context.Context, name string) <-chan Event {
+	return m.reg.watch(ctx, name)
+}

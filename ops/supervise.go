@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -19,7 +19,8 @@ type unitState struct {
 	ActiveState string
 	SubState    string
 	Since       time.Time
-	MainPID     int
+	MainPID     int // systemd-nspawn
+	Leader      int // the container's init, nspawn's child
 	Result      string
 }
 
@@ -53,38 +54,6 @@ func newSupervisor() (*supervisor, error) {
 
 func (s *supervisor) close() { s.conn.Close() }
 
-// installTemplate writes nixcfs's container@.service into unitDir unless the host has
-// its own (NixOS), and reloads systemd when the text changed.
-// Unless replace, a template of ours that works (its binary exists) is kept: a CLI
-// run from another build must not repoint the daemon's containers at itself.
-func (s *supervisor) installTemplate(ctx context.Context, unitDir string, searchDirs []string, nixcfsBin string, l Layout, replace bool) (string, error) {
-	if p := hostTemplate(searchDirs); p != "" {
-		return p, nil
-	}
-	path := filepath.Join(unitDir, "container@.service")
-	text := unitTemplate(nixcfsBin, l)
-	if old, err := os.ReadFile(path); err == nil {
-		if string(old) == text {
-			return path, nil
-		}
-		// Kept: the same template but for another nixcfs binary that still exists.
-		bin := templateBinary(string(old))
-		if _, err := os.Stat(bin); err == nil && !replace && string(old) == unitTemplate(bin, l) {
-			return path, nil
-		}
-	}
-	if err := os.MkdirAll(unitDir, 0o755); err != nil {
-		return "", fmt.Errorf("install unit template: %w", err)
-	}
-	if err := writeFileAtomic(path, []byte(text), 0o644); err != nil {
-		return "", fmt.Errorf("install unit template: %w", err)
-	}
-	if err := s.conn.ReloadContext(ctx); err != nil {
-		return "", fmt.Errorf("systemd daemon-reload: %w", err)
-	}
-	return path, nil
-}
-
 // snapshot reads the state of every container unit systemd has loaded: one call.
 func (s *supervisor) snapshot(ctx context.Context) (map[string]unitState, error) {
 	units, err := s.conn.ListUnitsByPatternsContext(ctx, nil, []string{"container@*.service"})
@@ -104,7 +73,7 @@ func (s *supervisor) snapshot(ctx context.Context) (map[string]unitState, error)
 func (s *supervisor) unitStateOf(ctx context.Context, unit string) unitState {
 	props, err := s.conn.GetUnitPropertiesContext(ctx, unit)
 	if err != nil {
-		return unitState{ActiveState: "inactive", SubState: "dead"}
+		return unitState{ActiveState: unitInactive, SubState: unitDead}
 	}
 	st := unitState{}
 	st.ActiveState, _ = props["ActiveState"].(string)
@@ -153,15 +122,6 @@ func applyChanged(st *unitState, changed map[string]dbus.Variant) bool {
 	return moved
 }
 
-// containerOfUnit is NAME for "container@NAME.service".
-func containerOfUnit(unit string) (string, bool) {
-	rest, ok := strings.CutPrefix(unit, "container@")
-	if !ok {
-		return "", false
-	}
-	return strings.CutSuffix(rest, ".service")
-}
-
 // runJob starts a job with start (StartUnitContext and the like) and waits for it.
 // If ctx ends first, the job goes on in systemd and ctx's error is returned.
 func (s *supervisor) runJob(ctx context.Context, what, unit string,
@@ -207,4 +167,21 @@ func (s *supervisor) kill(ctx context.Context, unit string) error {
 
 func (s *supervisor) resetFailed(ctx context.Context, unit string) {
 	s.conn.ResetFailedUnitContext(ctx, unit)
+}
+
+// LeaderOf finds the container's init: the child of its systemd-nspawn.
+func LeaderOf(nspawnPID int) (int, error) {
+	if nspawnPID <= 0 {
+		return 0, fmt.Errorf("no main process")
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", nspawnPID, nspawnPID))
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range strings.Fields(string(data)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("systemd-nspawn (pid %d) has no child yet", nspawnPID)
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"nixcfs/ops"
+	"nixcfs/ops/unitstep"
 )
 
 // cmdUnit runs one step of nixcfs's container@.service template:
@@ -35,18 +36,18 @@ func cmdUnit(v verb, args []string) int {
 	var err error
 	switch step {
 	case "prestart":
-		err = ops.UnitPrestart(l, name)
+		err = unitstep.Prestart(l, name)
 	case "start":
-		err = ops.UnitExecNspawn(l, name) // returns only on failure
+		err = unitstep.ExecNspawn(l, name) // returns only on failure
 	case "reload":
 		pid, _ := strconv.Atoi(os.Getenv("MAINPID"))
 		var out string
-		out, err = ops.UnitReload(context.Background(), name, pid)
+		out, err = unitstep.Reload(context.Background(), name, pid)
 		if out != "" {
 			fmt.Println(out)
 		}
 	case "poststop":
-		err = ops.UnitPoststop(l, name)
+		err = unitstep.Poststop(name)
 	default:
 		return fail("unit: unknown step %q", step)
 	}

@@ -134,7 +134,7 @@ func cmdStatus(v verb, args []string) int {
 	if asJSON {
 		return printJSON(st)
 	}
-	if st.State == "running" {
+	if st.State.Running() {
 		fmt.Println("up")
 	} else {
 		fmt.Println("down")
@@ -196,7 +196,7 @@ func cmdDestroy(v verb, args []string) int {
 	if st, _ := s.m.Status(s.name); st.Declarative {
 		return fail("cannot destroy declarative container (remove it from your configuration.nix instead)")
 	}
-	if st, _ := s.m.State(s.name); ops.Busy(st) {
+	if st, _ := s.m.State(s.name); st.Busy() {
 		if err := s.m.Terminate(s.ctx, s.name); err != nil {
 			return fail("failed to terminate container: %v", err)
 		}
@@ -233,7 +233,7 @@ func cmdUpdate(v verb, args []string) int {
 		return exit
 	}
 	defer s.close()
-	if st, _ := s.m.State(s.name); st == "running" {
+	if st, _ := s.m.State(s.name); st.Running() {
 		fmt.Fprintln(os.Stderr, "reloading container...")
 	}
 	var err error
@@ -291,7 +291,7 @@ func leaderFor(v verb, args []string) (rest []string, leader int, exit int, ok b
 	}
 	defer s.close()
 	st, _ := s.m.Status(s.name)
-	if st.State != "running" || st.Leader == 0 {
+	if !st.State.Running() || st.Leader == 0 {
 		return nil, 0, fail("container ‘%s’ is not running", s.name), false
 	}
 	return s.pos, st.Leader, 0, true

@@ -1,34 +1,26 @@
-package ops
+package unitstep
 
 import (
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"nixcfs/ops"
 )
 
 // The container's network is made with netlink before systemd-nspawn runs: a network
-// namespace bound at /run/netns/NetnsName(NAME), a veth pair ve-NAME (host) / eth0
+// namespace bound at ops.NetnsPath(NAME), a veth pair ve-NAME (host) / eth0
 // (inside), addresses and routes on both ends. nspawn then joins that namespace
 // (--network-namespace-path), so eth0 is up with LOCAL_ADDRESS and a route to the host
 // before the guest's init runs, as NixOS's container init script arranges.
 
 const netnsDir = "/run/netns"
-
-// HostInterface is the host side of the container's veth pair.
-func HostInterface(name string) string { return "ve-" + name }
-
-// NetnsName is the name of the container's network namespace under /run/netns.
-func NetnsName(name string) string { return "nixcfs-" + name }
-
-// NetnsPath is where the container's network namespace is bound.
-func NetnsPath(name string) string { return filepath.Join(netnsDir, NetnsName(name)) }
 
 // netConfig is what the conf file says about the network.
 type netConfig struct {
@@ -38,7 +30,7 @@ type netConfig struct {
 	bridge    string
 }
 
-func netConfigOf(c Conf) netConfig {
+func netConfigOf(c ops.Conf) netConfig {
 	return netConfig{
 		private:   c.Get("PRIVATE_NETWORK") == "1",
 		hostAddr:  c.Get("HOST_ADDRESS"),
@@ -54,41 +46,23 @@ func ipNet(s string) (*net.IPNet, error) {
 	}
 	ip, n, err := net.ParseCIDR(s)
 	if err != nil {
-		return nil, fmt.Errorf("%w: address %q", ErrInvalid, s)
+		return nil, fmt.Errorf("%w: address %q", ops.ErrInvalid, s)
 	}
 	n.IP = ip
 	return n, nil
 }
 
 func hostRoute(s string) *net.IPNet {
-	return &net.IPNet{IP: net.ParseIP(BareAddress(s)), Mask: net.CIDRMask(32, 32)}
+	return &net.IPNet{IP: net.ParseIP(ops.BareAddress(s)), Mask: net.CIDRMask(32, 32)}
 }
 
 // setupNetwork makes the container's namespace and veth pair. Leftovers of an earlier
 // run that was not cleaned up (a crash) are removed first.
 func setupNetwork(name string, nc netConfig) (err error) {
 	teardownNetwork(name)
-	hostIf := HostInterface(name)
-
-	// Creating a namespace switches the calling thread into it: keep this goroutine on
-	// its thread and switch back before anything else runs on it.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
+	ns, err := newNamedNetns(name)
 	if err != nil {
-		return fmt.Errorf("network %s: current namespace: %w", name, err)
-	}
-	defer orig.Close()
-	if err := os.MkdirAll(netnsDir, 0o755); err != nil {
-		return fmt.Errorf("network %s: %w", name, err)
-	}
-	ns, err := netns.NewNamed(NetnsName(name))
-	if serr := netns.Set(orig); serr != nil {
-		// This thread is lost to the other namespace; never let Go reuse it.
-		runtime.Goexit()
-	}
-	if err != nil {
-		return fmt.Errorf("network %s: new namespace: %w", name, err)
+		return err
 	}
 	defer ns.Close()
 	defer func() {
@@ -96,7 +70,7 @@ func setupNetwork(name string, nc netConfig) (err error) {
 			teardownNetwork(name)
 		}
 	}()
-
+	hostIf := ops.HostInterface(name)
 	veth := &netlink.Veth{
 		LinkAttrs:     netlink.LinkAttrs{Name: hostIf},
 		PeerName:      "eth0",
@@ -105,6 +79,42 @@ func setupNetwork(name string, nc netConfig) (err error) {
 	if err := netlink.LinkAdd(veth); err != nil {
 		return fmt.Errorf("network %s: add %s: %w", name, hostIf, err)
 	}
+	if err := setupHostSide(name, nc); err != nil {
+		return err
+	}
+	return setupInside(name, ns, nc)
+}
+
+// newNamedNetns makes the namespace bound at ops.NetnsPath(name), and returns a handle
+// on it without entering it.
+func newNamedNetns(name string) (netns.NsHandle, error) {
+	// Creating a namespace switches the calling thread into it: keep this goroutine on
+	// its thread and switch back before anything else runs on it.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return 0, fmt.Errorf("network %s: current namespace: %w", name, err)
+	}
+	defer orig.Close()
+	if err := os.MkdirAll(netnsDir, 0o755); err != nil {
+		return 0, fmt.Errorf("network %s: %w", name, err)
+	}
+	ns, err := netns.NewNamed(ops.NetnsName(name))
+	if serr := netns.Set(orig); serr != nil {
+		// This thread is lost to the other namespace; never let Go reuse it.
+		runtime.Goexit()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("network %s: new namespace: %w", name, err)
+	}
+	return ns, nil
+}
+
+// setupHostSide puts ve-NAME on the bridge, or gives it HOST_ADDRESS and a route to
+// LOCAL_ADDRESS, and brings it up.
+func setupHostSide(name string, nc netConfig) error {
+	hostIf := ops.HostInterface(name)
 	host, err := netlink.LinkByName(hostIf)
 	if err != nil {
 		return fmt.Errorf("network %s: %w", name, err)
@@ -135,7 +145,7 @@ func setupNetwork(name string, nc netConfig) (err error) {
 			return fmt.Errorf("network %s: route to %s: %w", name, nc.localAddr, err)
 		}
 	}
-	return setupInside(name, ns, nc)
+	return nil
 }
 
 // setupInside configures lo and eth0 in the container's namespace.
@@ -163,7 +173,7 @@ func setupInside(name string, ns netns.NsHandle, nc netConfig) error {
 			return fmt.Errorf("network %s: up %s inside: %w", name, ifname, err)
 		}
 		if ifname == "eth0" && nc.hostAddr != "" {
-			gw := net.ParseIP(BareAddress(nc.hostAddr))
+			gw := net.ParseIP(ops.BareAddress(nc.hostAddr))
 			routes := []*netlink.Route{
 				{LinkIndex: l.Attrs().Index, Dst: hostRoute(nc.hostAddr), Scope: netlink.SCOPE_LINK},
 				{LinkIndex: l.Attrs().Index, Gw: gw},
@@ -181,21 +191,15 @@ func setupInside(name string, ns netns.NsHandle, nc netConfig) error {
 // teardownNetwork removes the veth pair and the namespace; missing pieces are fine.
 func teardownNetwork(name string) error {
 	var errs []error
-	if l, err := netlink.LinkByName(HostInterface(name)); err == nil {
+	if l, err := netlink.LinkByName(ops.HostInterface(name)); err == nil {
 		if err := netlink.LinkDel(l); err != nil {
-			errs = append(errs, fmt.Errorf("delete %s: %w", HostInterface(name), err))
+			errs = append(errs, fmt.Errorf("delete %s: %w", ops.HostInterface(name), err))
 		}
 	}
-	if _, err := os.Stat(NetnsPath(name)); err == nil {
-		if err := netns.DeleteNamed(NetnsName(name)); err != nil {
-			errs = append(errs, fmt.Errorf("delete namespace %s: %w", NetnsName(name), err))
+	if _, err := os.Stat(ops.NetnsPath(name)); err == nil {
+		if err := netns.DeleteNamed(ops.NetnsName(name)); err != nil {
+			errs = append(errs, fmt.Errorf("delete namespace %s: %w", ops.NetnsName(name), err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// interfaceExists tells whether the host has an interface of that name.
-func interfaceExists(name string) bool {
-	_, err := netlink.LinkByName(name)
-	return err == nil
 }

@@ -1,0 +1,47 @@
+// Package ops is the lifecycle of NixOS containers on the real stack, on the files
+// nixos-container uses: nix-build and nix-env for systems, systemd over D-Bus for the
+// container@NAME.service units, the conf files and root trees on disk. It knows nothing
+// of FUSE; the filesystem (package fs) and the command line call a Manager.
+//
+// # Pieces
+//
+//   - manager.go: Manager, New and Close: the pieces below, wired together.
+//   - registry.go: the registry, the Manager's memory of every container (record), the
+//     unit states systemd reported, the event streams, and the one way to wait for a
+//     change (waitFor).
+//   - follow.go: keeping the registry current from systemd's signals and from inotify
+//     on the conf directory.
+//   - status.go: reading the registry: List, State, Status, Watch.
+//   - create.go, destroy.go: making and removing a container's files.
+//   - builds.go: one build at a time per container: claim, run, finish, wait.
+//     nix.go: the nix commands a build runs.
+//   - units.go: start, stop, restart, reload, terminate: a systemd job, then a wait
+//     for the state it leads to (settle). supervise.go: the D-Bus client.
+//     template.go: the container@.service nixcfs installs on hosts without NixOS's.
+//   - config.go: the container's configuration.nix. confedit.go: edits of its conf
+//     file (addresses, autostart).
+//   - addresses.go: choosing and checking addresses under nixos-container's lock.
+//   - layout.go, conf.go: where the files are, and the conf file's format.
+//   - state.go: State, BuildState and the kinds of Event.
+//   - journal.go: readers of a container's journal.
+//
+// The steps that systemd runs for nixcfs's own template, each as a process of its own,
+// are package unitstep.
+//
+// # Locks
+//
+// Taken in this order; a lock never waits for one above it:
+//
+//  1. A container's unit slot (record.unitSlot): held by Start and Restart for their
+//     job and settle, so that Destroy, which only tries it, never removes a root tree
+//     that a prestart is filling.
+//  2. The address lock (flock on Layout.LockFile, shared with nixos-container): held
+//     while addresses are chosen and while a conf file is written or removed.
+//  3. The builder's slots: bound how many nix builds run at once; held for one build.
+//  4. The registry's mu: guards every record's fields, the unit states and the event
+//     streams. Held only for memory work: never across a D-Bus call, a build, a job,
+//     a file or /proc read.
+//
+// Waits (for a build's end, a state, a free build) go through registry.waitFor, which
+// sleeps on a condition variable of mu that every change broadcasts.
+package ops
