@@ -112,23 +112,27 @@ func splitParent(name string) (parent, base string, err error) {
 // its parent and uses a single-name *at call. Errors are bare (the caller wraps them in
 // a PathError); an escape is reported as one, whatever errno told it.
 func (r *Root) open(name string, flags int) (int, error) {
-	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: beneath}
+	fd, err := openat2(r.fd, name, &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: beneath})
+	switch err {
+	case nil:
+		return fd, nil
+	case unix.EXDEV:
+		return -1, errSymlinkEscape
+	case unix.ELOOP:
+		return -1, r.classifyLoop(name)
+	default:
+		return -1, err
+	}
+}
+
+// openat2 is unix.Openat2, asked again when the kernel says to.
+func openat2(dirfd int, name string, how *unix.OpenHow) (int, error) {
 	for range 64 {
-		fd, err := unix.Openat2(r.fd, name, &how)
-		switch err {
-		case nil:
-			return fd, nil
-		case unix.EAGAIN, unix.EINTR:
-			// EAGAIN: a concurrent rename (the guest may be running) kept the kernel
-			// from proving that ".." stayed inside; asking again is what openat2(2)
-			// recommends.
-			continue
-		case unix.EXDEV:
-			return -1, errSymlinkEscape
-		case unix.ELOOP:
-			return -1, r.classifyLoop(name)
-		default:
-			return -1, err
+		fd, err := unix.Openat2(dirfd, name, how)
+		// EAGAIN: a concurrent rename (the guest may be running) kept the kernel from
+		// proving that ".." stayed inside; asking again is what openat2(2) recommends.
+		if err != unix.EAGAIN && err != unix.EINTR {
+			return fd, err
 		}
 	}
 	return -1, fmt.Errorf("resolution kept racing with renames: %w", unix.EAGAIN)
@@ -143,7 +147,7 @@ func (r *Root) classifyLoop(name string) error {
 		Flags:   unix.O_PATH | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH,
 	}
-	fd, err := unix.Openat2(r.fd, name, &how)
+	fd, err := openat2(r.fd, name, &how)
 	switch {
 	case err == nil:
 		unix.Close(fd) // an O_PATH handle: nothing was read or opened for real
