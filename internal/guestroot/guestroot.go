@@ -50,7 +50,8 @@ const (
 // links today, but its manual page says that may change; RESOLVE_NO_MAGICLINKS does not.
 const beneath = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS
 
-// Root is an open handle on a root tree. Its methods may be called concurrently.
+// Root is an open handle on a root tree. Its methods may be called concurrently, Close
+// after all of them.
 type Root struct {
 	dir string
 	fd  int // O_RDONLY|O_DIRECTORY: a base for openat2, and fsync-able

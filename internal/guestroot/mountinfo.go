@@ -16,16 +16,17 @@ type mountEntry struct {
 	point string
 }
 
-// MountsUnder lists the mount points at dir or below it, deepest first. dir's parent
+// MountsUnder lists the mount points at dir or below it, deepest first, in the calling
+// thread's mount namespace. dir's parent
 // belongs to the host and is resolved through symlinks (/var/lib/nixos-containers may be
 // one), because mountinfo lists real paths; dir's own last component is taken as it is,
 // and nothing inside the tree is resolved. The listed paths are those real ones.
 func MountsUnder(dir string) ([]string, error) {
-	real, err := realPath(dir)
+	realDir, err := realPath(dir)
 	if err != nil {
 		return nil, err
 	}
-	mounts, err := mountsUnder(real)
+	mounts, err := mountsUnder(realDir)
 	if err != nil {
 		return nil, err
 	}
@@ -52,16 +53,16 @@ func realPath(dir string) (string, error) {
 	return filepath.Join(parent, filepath.Base(abs)), nil
 }
 
-// mountsUnder lists the mounts at real or below it, deepest first and, at one place,
-// the last mounted (the one on top) first.
-func mountsUnder(real string) ([]mountEntry, error) {
+// mountsUnder lists the mounts at realDir (a path without symlinks) or below it,
+// deepest first and, at one place, the last mounted (the one on top) first.
+func mountsUnder(realDir string) ([]mountEntry, error) {
 	all, err := readMountinfo()
 	if err != nil {
 		return nil, err
 	}
 	var under []mountEntry
 	for i := len(all) - 1; i >= 0; i-- {
-		if p := all[i].point; p == real || strings.HasPrefix(p, real+"/") || real == "/" {
+		if p := all[i].point; p == realDir || strings.HasPrefix(p, realDir+"/") || realDir == "/" {
 			under = append(under, all[i])
 		}
 	}

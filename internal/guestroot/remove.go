@@ -23,7 +23,7 @@ import (
 //     mount: a directory whose mount id differs from the tree's is an error.
 //
 // A missing dir is not an error. If dir itself is a symlink, only the symlink is
-// removed. The walk holds a bounded number of descriptors however deep the guest
+// removed. The mounts are those of the calling thread's mount namespace. The walk holds a bounded number of descriptors however deep the guest
 // nested its directories.
 func RemoveTree(dir string) error {
 	if err := removeTree(dir); err != nil {
@@ -33,44 +33,44 @@ func RemoveTree(dir string) error {
 }
 
 func removeTree(dir string) error {
-	real, err := realPath(dir)
+	realDir, err := realPath(dir)
 	if err != nil {
 		return err
 	}
-	if real == "/" {
+	if realDir == "/" {
 		return fmt.Errorf("refusing to remove /: %w", unix.EINVAL)
 	}
-	parent, err := unix.Open(filepath.Dir(real), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	parent, err := unix.Open(filepath.Dir(realDir), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return &fs.PathError{Op: "open", Path: filepath.Dir(real), Err: err}
+		return &fs.PathError{Op: "open", Path: filepath.Dir(realDir), Err: err}
 	}
 	defer unix.Close(parent)
-	base := filepath.Base(real)
+	base := filepath.Base(realDir)
 	var st unix.Stat_t
 	switch err := unix.Fstatat(parent, base, &st, unix.AT_SYMLINK_NOFOLLOW); {
 	case err == unix.ENOENT:
 		return nil
 	case err != nil:
-		return &fs.PathError{Op: "stat", Path: real, Err: err}
+		return &fs.PathError{Op: "stat", Path: realDir, Err: err}
 	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
 		if err := unix.Unlinkat(parent, base, 0); err != nil && err != unix.ENOENT {
-			return &fs.PathError{Op: "remove", Path: real, Err: err}
+			return &fs.PathError{Op: "remove", Path: realDir, Err: err}
 		}
 		return nil
 	}
-	if err := unmountUnder(parent, real); err != nil {
+	if err := unmountUnder(parent, realDir); err != nil {
 		return err
 	}
 	return removeDir(parent, base)
 }
 
-// unmountUnder unmounts every mount at or under real, whose parent directory is open
+// unmountUnder unmounts every mount at or under realDir, whose parent directory is open
 // as parent. It goes round until none is left: unmounting one may reveal another that
 // it hid.
-func unmountUnder(parent int, real string) error {
-	base := filepath.Base(real)
+func unmountUnder(parent int, realDir string) error {
+	base := filepath.Base(realDir)
 	for {
-		mounts, err := mountsUnder(real)
+		mounts, err := mountsUnder(realDir)
 		if err != nil {
 			return err
 		}
@@ -79,7 +79,7 @@ func unmountUnder(parent int, real string) error {
 		}
 		progress := false
 		for _, m := range mounts {
-			done, err := unmountOne(parent, base+strings.TrimPrefix(m.point, real), m)
+			done, err := unmountOne(parent, base+strings.TrimPrefix(m.point, realDir), m)
 			if err != nil {
 				return err
 			}
