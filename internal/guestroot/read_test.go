@@ -200,3 +200,14 @@ func TestStatDoesNotOpen(t *testing.T) {
 		t.Errorf("Sys() is %T", fi.Sys())
 	}
 }
+
+// A symlink loop inside the tree is an ordinary error, not taken for an escape.
+func TestReadFileSymlinkLoop(t *testing.T) {
+	r, root, _ := hostTree(t)
+	symlink(t, "b", filepath.Join(root, "a"))
+	symlink(t, "a", filepath.Join(root, "b"))
+	_, err := r.ReadFile("a", 10)
+	if !errors.Is(err, syscall.ELOOP) || errors.Is(err, ErrEscape) {
+		t.Errorf("error %v, want ELOOP and not ErrEscape", err)
+	}
+}
