@@ -34,8 +34,14 @@ type Backend interface {
 	// ConfigInfo is the configuration's size and time; os.ErrNotExist when it has none.
 	ConfigInfo(name string) (size int64, mtime time.Time, err error)
 	SetConfig(ctx context.Context, name string, text []byte) error
+	// WriteConfig is SetConfig that returns once the text is written and its build
+	// queued; the build's outcome shows in Status and the events.
+	WriteConfig(ctx context.Context, name string, text []byte) error
 	SetAddresses(ctx context.Context, name, hostAddr, localAddr string) error
 	SetAutostart(ctx context.Context, name string, on bool) error
+	// NoteError puts a refusal the filesystem made (a value a file does not take) in
+	// the container's status and events, beside the backend's own.
+	NoteError(name string, err error)
 
 	// OpenBuildLog opens the last build's log, growing while a build runs;
 	// os.ErrNotExist when there was none.

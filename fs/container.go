@@ -17,23 +17,26 @@ const configName = "config.nix"
 // file). Scratch files live in memory; renaming one over config.nix commits its text.
 type containerDir struct {
 	gofs.Inode
-	c *containerRef
+	c      *containerRef
+	inoSrc *inoSource
 }
 
 // files are the container's own files, in the order ls shows them. They are made on
-// lookup, so that one renamed or removed away is there again at once.
+// lookup, so that one renamed or removed away is there again at once; all but
+// config.nix anew at every lookup (freshInode).
 var files = []struct {
 	name string
 	node func(c *containerRef) gofs.InodeEmbedder
 }{
 	{"state", func(c *containerRef) gofs.InodeEmbedder { return newStateFile(c) }},
-	{configName, func(c *containerRef) gofs.InodeEmbedder { return newConfigFile(c, true, modeRW) }},
+	{configName, func(c *containerRef) gofs.InodeEmbedder { return newConfigFile(c, true, modeSecretRW) }},
 	{"status", func(c *containerRef) gofs.InodeEmbedder { return newStatusFile(c) }},
 	{"address", func(c *containerRef) gofs.InodeEmbedder { return newAddressFile(c, false) }},
 	{"host-address", func(c *containerRef) gofs.InodeEmbedder { return newAddressFile(c, true) }},
 	{"autostart", func(c *containerRef) gofs.InodeEmbedder { return newAutostartFile(c) }},
 	{"build.log", func(c *containerRef) gofs.InodeEmbedder { return &buildLogFile{c: c} }},
 	{"log", func(c *containerRef) gofs.InodeEmbedder { return &journalFile{c: c} }},
+	{eventsName, func(c *containerRef) gofs.InodeEmbedder { return &eventsFile{b: c.b, name: c.name} }},
 }
 
 func isOwnFile(name string) bool {
@@ -54,19 +57,31 @@ func (d *containerDir) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse
 
 var _ = (gofs.NodeLookuper)((*containerDir)(nil))
 
+// Lookup gives each of the container's own files but config.nix a new inode at every
+// lookup, never cached (freshInode): the kernel serialises writers per inode, and a
+// `echo stop > state` must not wait in the kernel, where Ctrl-C cannot free it, behind
+// an `echo start > state` that waits for a boot. config.nix and scratch files keep
+// theirs, since editors rename them into each other.
 func (d *containerDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	ch := d.GetChild(name)
-	if ch == nil {
+	if name != configName {
 		for _, f := range files {
 			if f.name == name {
-				ch = d.NewInode(ctx, f.node(d.c), gofs.StableAttr{Mode: syscall.S_IFREG})
+				ch := d.NewInode(ctx, f.node(d.c), d.c.freshAttr(d.inoSrc, name))
+				entryOf(ctx, ch.Operations(), out)
+				out.SetEntryTimeout(freshInode)
+				return ch, 0
 			}
 		}
+	}
+	ch := d.GetChild(name)
+	if ch == nil && name == configName {
+		ch = d.NewInode(ctx, newConfigFile(d.c, true, modeSecretRW), gofs.StableAttr{Mode: syscall.S_IFREG})
 	}
 	if ch == nil {
 		return nil, syscall.ENOENT
 	}
 	entryOf(ctx, ch.Operations(), out)
+	out.SetEntryTimeout(entryTimeout)
 	return ch, 0
 }
 

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -34,6 +35,7 @@ type fakeBackend struct {
 }
 
 type fakeContainer struct {
+	overridden  chan struct{} // closed by a stop while a start waits
 	state       ops.State
 	host, local string
 	autostart   bool
@@ -236,6 +238,11 @@ func (f *fakeBackend) Start(ctx context.Context, name string) error {
 	if err == nil {
 		err = c.startErr
 	}
+	var overridden chan struct{}
+	if err == nil {
+		c.overridden = make(chan struct{})
+		overridden = c.overridden
+	}
 	f.mu.Unlock()
 	if err != nil {
 		return err
@@ -244,6 +251,8 @@ func (f *fakeBackend) Start(ctx context.Context, name string) error {
 		f.setState(name, ops.StateStarting)
 		select {
 		case <-gate:
+		case <-overridden:
+			return fmt.Errorf("%w: start of %s overridden by stop", ops.ErrOverridden, name)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -252,8 +261,16 @@ func (f *fakeBackend) Start(ctx context.Context, name string) error {
 	return nil
 }
 
+// Stop overrides a start that waits.
 func (f *fakeBackend) Stop(ctx context.Context, name string) error {
-	if _, err := f.State(name); err != nil {
+	f.mu.Lock()
+	c, err := f.get(name)
+	if err == nil && c.overridden != nil {
+		close(c.overridden)
+		c.overridden = nil
+	}
+	f.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	f.setState(name, ops.StateStopped)
@@ -306,6 +323,14 @@ func (f *fakeBackend) SetConfig(ctx context.Context, name string, text []byte) e
 		return fmt.Errorf("%w: nix-build: exit status 1", ops.ErrBuildFailed)
 	}
 	c.build, c.lastErr = ops.BuildBuilt, ""
+	return nil
+}
+
+// WriteConfig is SetConfig without the wait: a failed build shows in the status only.
+func (f *fakeBackend) WriteConfig(ctx context.Context, name string, text []byte) error {
+	if err := f.SetConfig(ctx, name, text); err != nil && !errors.Is(err, ops.ErrBuildFailed) {
+		return err
+	}
 	return nil
 }
 
@@ -428,4 +453,13 @@ func (f *fakeBackend) commitCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.commits)
+}
+
+func (f *fakeBackend) NoteError(name string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c := f.containers[name]; c != nil && err != nil {
+		c.lastErr = err.Error()
+		f.publishLocked(name, ops.EventError, c.lastErr)
+	}
 }

@@ -13,7 +13,7 @@ import (
 type statusFile struct{ valueFile }
 
 func newStatusFile(c *containerRef) *statusFile {
-	n := &statusFile{valueFile{c: c, mode: modeRO}}
+	n := &statusFile{valueFile{c: c, name: "status", mode: modeRO}}
 	n.value = func() (string, error) {
 		st, err := c.b.Status(c.name)
 		return statusText(st), err

@@ -3,6 +3,8 @@ package ops
 import (
 	"context"
 	"fmt"
+
+	"nixcfs/internal/crash"
 )
 
 // Edits of a container's conf file. Each runs under the address lock, which
@@ -51,6 +53,7 @@ func (m *Manager) setAddresses(ctx context.Context, name, hostAddr, localAddr st
 	if err := distinctAddresses(newHost, newLocal); err != nil {
 		return err
 	}
+	crash.At(crash.AddressChosen)
 	return m.editConf(name, func(conf *Conf) {
 		conf.Set("HOST_ADDRESS", newHost)
 		conf.Set("LOCAL_ADDRESS", newLocal)

@@ -123,3 +123,7 @@ func systemGeneration(systemLink string) (system string, gen int) {
 func (m *Manager) Watch(ctx context.Context, name string) <-chan Event {
 	return m.reg.watch(ctx, name)
 }
+
+// NoteError records a failure that the caller saw on the container's behalf (a value
+// one of its files does not take) as the `error` of its status, and tells watchers.
+func (m *Manager) NoteError(name string, err error) { m.reg.noteError(name, err) }

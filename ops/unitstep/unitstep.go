@@ -8,6 +8,7 @@ package unitstep
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"syscall"
 
 	"nixcfs/guest/control"
+	"nixcfs/internal/guestroot"
 	"nixcfs/ops"
 )
 
@@ -27,42 +29,52 @@ func Prestart(l ops.Layout, name string) error {
 	if err != nil {
 		return fmt.Errorf("prestart %s: %w", name, err)
 	}
-	root := l.RootPath(name)
-	for _, d := range []struct {
-		path string
-		mode os.FileMode
-	}{
-		{root, 0o755}, {root + "/etc", 0o755}, {root + "/var/lib", 0o755},
-		{root + "/var/lib/private", 0o700}, {root + "/root", 0o700},
-		// Debian's systemd-nspawn refuses a root without usr/ ("doesn't look like it
-		// has an OS tree"); NixOS patches that check away.
-		{root + "/usr", 0o755},
-		{l.ProfilePath(name), 0o755}, {l.GCRootPath(name), 0o755},
-	} {
-		if err := os.MkdirAll(d.path, d.mode); err != nil {
+	for _, d := range []string{l.RootPath(name), l.ProfilePath(name), l.GCRootPath(name)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("prestart %s: %w", name, err)
 		}
 	}
-	for _, f := range []string{"etc/os-release", "etc/machine-id"} {
-		p := filepath.Join(root, f)
-		if _, err := os.Lstat(p); os.IsNotExist(err) {
-			if err := os.WriteFile(p, nil, 0o644); err != nil {
-				return fmt.Errorf("prestart %s: %w", name, err)
-			}
-		}
-	}
-	if data, err := os.ReadFile("/etc/resolv.conf"); err == nil {
-		p := filepath.Join(root, "etc/resolv.conf")
-		os.Remove(p)
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			return fmt.Errorf("prestart %s: %w", name, err)
-		}
+	if err := prepareRoot(l.RootPath(name)); err != nil {
+		return fmt.Errorf("prestart %s: %w", name, err)
 	}
 	if _, err := initPath(l, name, conf); err != nil {
 		return err
 	}
 	if nc := netConfigOf(conf); nc.private {
 		return setupNetwork(name, nc)
+	}
+	return nil
+}
+
+// prepareRoot makes what systemd-nspawn and the guest's first boot expect in its root
+// tree, through a handle that no symlink the guest planted can lead out of the tree.
+func prepareRoot(dir string) error {
+	r, err := guestroot.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for _, d := range []struct {
+		name string
+		mode os.FileMode
+	}{
+		{"etc", 0o755}, {"var/lib", 0o755}, {"var/lib/private", 0o700}, {"root", 0o700},
+		// Debian's systemd-nspawn refuses a root without usr/ ("doesn't look like it
+		// has an OS tree"); NixOS patches that check away.
+		{"usr", 0o755},
+	} {
+		if err := r.MkdirAll(d.name, d.mode); err != nil {
+			return err
+		}
+	}
+	for _, f := range []string{"etc/os-release", "etc/machine-id"} {
+		if _, err := r.CreateIfMissing(f, nil, 0o644); err != nil {
+			return err
+		}
+	}
+	// The host's resolver, as a regular file in place of whatever the guest left there.
+	if data, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+		return r.WriteFile("etc/resolv.conf", data, 0o644)
 	}
 	return nil
 }
@@ -161,9 +173,13 @@ func Reload(ctx context.Context, name string, mainPID int) (string, error) {
 }
 
 // guestCommand sends one line to the guest init's control socket, reached from the
-// host through the leader's root, and returns the answer.
+// host through the leader's root and resolved inside it: a guest's symlink at the
+// socket's path never leads the host to one of its own sockets.
 func guestCommand(ctx context.Context, leader int, line string) (string, error) {
-	answer, err := control.Request(ctx, fmt.Sprintf("/proc/%d/root%s", leader, control.Socket), line)
+	dial := func(ctx context.Context) (net.Conn, error) {
+		return guestroot.DialUnix(ctx, fmt.Sprintf("/proc/%d/root", leader), control.Socket)
+	}
+	answer, err := control.RequestVia(ctx, dial, line)
 	answer = strings.TrimSpace(answer)
 	if err != nil {
 		return answer, fmt.Errorf("guest init: %w", err)
