@@ -86,7 +86,8 @@ func (m *Manager) buildLocked(run *buildRun, name string, build func(context.Con
 		if op, err = m.l.lockOp(run.ctx, name); err != nil {
 			return err
 		}
-		if err := op.mark(intentBuild); err != nil {
+		_, gen := systemGeneration(m.l.SystemLink(name))
+		if err := op.mark(intentBuild, gen); err != nil {
 			op.done()
 			return err
 		}

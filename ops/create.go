@@ -152,7 +152,7 @@ func (m *Manager) markCreate(name string) (*opLock, error) {
 		}
 		return nil, err
 	}
-	if err := op.mark(intentCreate); err != nil {
+	if err := op.mark(intentCreate, 0); err != nil {
 		op.done()
 		return nil, err
 	}

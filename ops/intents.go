@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -55,9 +56,12 @@ func (l Layout) tryLockOp(name string) (*opLock, bool, error) {
 	return &opLock{l: l, name: name, f: f}, true, nil
 }
 
-// mark writes the intent of the operation about to begin.
-func (o *opLock) mark(kind intentKind) error {
-	if err := writeFileAtomic(o.l.intentPath(o.name), []byte(kind+"\n"), 0o600); err != nil {
+// mark writes the intent of the operation about to begin, with the generation of the
+// container's profile then: a build that a crash cut off after it switched the
+// profile did its work.
+func (o *opLock) mark(kind intentKind, generation int) error {
+	text := fmt.Sprintf("%s %d\n", kind, generation)
+	if err := writeFileAtomic(o.l.intentPath(o.name), []byte(text), 0o600); err != nil {
 		return fmt.Errorf("mark %s of %s: %w", kind, o.name, err)
 	}
 	return nil
@@ -72,13 +76,16 @@ func (o *opLock) done() {
 	o.f.unlock()
 }
 
-// readIntent is the intent left in the container's data directory, "" for none.
-func (l Layout) readIntent(name string) intentKind {
+// readIntent is the intent left in the container's data directory ("" for none) and
+// the generation its mark recorded.
+func (l Layout) readIntent(name string) (intentKind, int) {
 	data, err := os.ReadFile(l.intentPath(name))
 	if err != nil {
-		return ""
+		return "", 0
 	}
-	return intentKind(strings.TrimSpace(string(data)))
+	kind, gen, _ := strings.Cut(strings.TrimSpace(string(data)), " ")
+	n, _ := strconv.Atoi(gen)
+	return intentKind(kind), n
 }
 
 // errCutOff is the reason of a build a crash cut off, as status shows it.
@@ -121,11 +128,16 @@ func (m *Manager) recoverContainer(name string) error {
 	defer lock.f.unlock()
 	_, confErr := os.Stat(m.l.ConfPath(name))
 	hasConf := confErr == nil
-	switch kind := m.l.readIntent(name); {
+	kind, gen := m.l.readIntent(name)
+	switch {
 	case kind == intentDestroy, kind == intentCreate && !hasConf:
 		m.log.Warn().Str("container", name).Str("intent", string(kind)).Msg("finishing what a crash cut off")
 		return m.removeAll(name)
 	case kind == intentCreate || kind == intentBuild:
+		if _, now := systemGeneration(m.l.SystemLink(name)); now > gen {
+			m.l.saveBuildOutcome(name, nil) // only its record was cut off
+			break
+		}
 		m.log.Warn().Str("container", name).Str("intent", string(kind)).Msg("a build was cut off")
 		m.l.saveBuildOutcome(name, errCutOff)
 	case kind == "" && !hasConf:

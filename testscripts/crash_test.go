@@ -208,7 +208,8 @@ func checkCreate(h *crashHarness) {
 }
 
 // checkUpdate: configuration.nix is one text or the other, whole, and the build is
-// over.
+// over: the new text's system is the profile's next generation, or the status says
+// its build failed, and why.
 func checkUpdate(h *crashHarness) {
 	text, err := os.ReadFile(filepath.Join(h.mnt, h.target, "config.nix"))
 	if err != nil {
@@ -218,6 +219,10 @@ func checkUpdate(h *crashHarness) {
 		h.t.Errorf("config.nix is neither text:\n%s", text)
 	}
 	h.buildOver()
+	status, _ := os.ReadFile(filepath.Join(h.mnt, h.target, "status"))
+	if string(text) == h.textB && bytes.Contains(status, []byte("\ngeneration 1\n")) && !bytes.Contains(status, []byte("\nconfig failed\n")) {
+		h.t.Errorf("the new text was never built, yet the status does not say so:\n%s", status)
+	}
 }
 
 // checkSettled: the unit's job went on without nixcfs: the container runs or is
