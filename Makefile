@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
-DEB_PACKAGES := nix-bin fuse3 systemd-container iproute2 vim-tiny python3 curl tmux psmisc busybox-static
+DEB_PACKAGES := nix-bin fuse3 systemd-container iproute2 vim-tiny python3 curl tmux psmisc busybox-static bash-static
 BUILD := build
 TEST_PACKAGES := ./ops ./guest ./fs ./cmd/nixcfs
 
