@@ -36,6 +36,11 @@ type Backend interface {
 	SetConfig(ctx context.Context, name string, text []byte) error
 	SetAddresses(ctx context.Context, name, hostAddr, localAddr string) error
 	SetAutostart(ctx context.Context, name string, on bool) error
+	// Ports is the container's port forwards as written; SetPorts replaces them, and
+	// CheckPorts tells whether it would, writing nothing.
+	Ports(name string) ([]string, error)
+	SetPorts(ctx context.Context, name string, forwards []string) error
+	CheckPorts(name string, forwards []string) error
 
 	// OpenBuildLog opens the last build's log, growing while a build runs;
 	// os.ErrNotExist when there was none.
