@@ -42,6 +42,11 @@ type Backend interface {
 	// NoteError puts a refusal the filesystem made (a value a file does not take) in
 	// the container's status and events, beside the backend's own.
 	NoteError(name string, err error)
+	// Ports is the container's port forwards as written; SetPorts replaces them, and
+	// CheckPorts tells whether it would, writing nothing.
+	Ports(name string) ([]string, error)
+	SetPorts(ctx context.Context, name string, forwards []string) error
+	CheckPorts(name string, forwards []string) error
 
 	// OpenBuildLog opens the last build's log, growing while a build runs;
 	// os.ErrNotExist when there was none.

@@ -34,6 +34,7 @@ var files = []struct {
 	{"address", func(c *containerRef) gofs.InodeEmbedder { return newAddressFile(c, false) }},
 	{"host-address", func(c *containerRef) gofs.InodeEmbedder { return newAddressFile(c, true) }},
 	{"autostart", func(c *containerRef) gofs.InodeEmbedder { return newAutostartFile(c) }},
+	{"ports", func(c *containerRef) gofs.InodeEmbedder { return newPortsFile(c) }},
 	{"build.log", func(c *containerRef) gofs.InodeEmbedder { return &buildLogFile{c: c} }},
 	{"log", func(c *containerRef) gofs.InodeEmbedder { return &journalFile{c: c} }},
 	{eventsName, func(c *containerRef) gofs.InodeEmbedder { return &eventsFile{b: c.b, name: c.name} }},

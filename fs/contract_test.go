@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,7 +85,7 @@ func runContract(t *testing.T, b contractBackend, fx contractFixtures) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	one, all := b.Watch(ctx, "ct1"), b.Watch(ctx, "")
-	for _, name := range []string{"ct1", "ct2"} {
+	for _, name := range []string{"ct1", "ct2", "ct3"} {
 		t.Cleanup(func() {
 			if b.Exists(name) {
 				b.Terminate(context.Background(), name)
@@ -95,6 +96,7 @@ func runContract(t *testing.T, b contractBackend, fx contractFixtures) {
 	t.Run("create", func(t *testing.T) { contractCreate(t, ctx, b, one, all) })
 	t.Run("config", func(t *testing.T) { contractConfig(t, ctx, b) })
 	t.Run("addresses", func(t *testing.T) { contractAddresses(t, ctx, b) })
+	t.Run("ports", func(t *testing.T) { contractPorts(t, ctx, b, one) })
 	t.Run("units", func(t *testing.T) { contractUnits(t, ctx, b) })
 	t.Run("declarative", func(t *testing.T) {
 		remove := fx.declarative(t, "ctd")
@@ -201,6 +203,45 @@ func contractAddresses(t *testing.T, ctx context.Context, b contractBackend) {
 	must(t, "destroy ct2", b.Destroy(ctx, "ct2"))
 }
 
+// contractPorts leaves ct1 forwarding tcp:8080:80, so that the units' start makes the
+// forwards (the real Manager's template does, in the test host).
+func contractPorts(t *testing.T, ctx context.Context, b contractBackend, one <-chan ops.Event) {
+	want := []string{"tcp:8080:80", "udp:5353", "2222:22"}
+	must(t, "set ports", b.SetPorts(ctx, "ct1", want))
+	nextEvents(t, one, "ct1", "ports tcp:8080:80,udp:5353,2222:22")
+	if got, err := b.Ports("ct1"); err != nil || strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("ports after a write: %q %v, want %q", got, err, want)
+	}
+	for _, bad := range [][]string{{"0"}, {"65536"}, {"sctp:80"}, {"tcp:"}, {"80:"}, {"-1"}, {"8080:80:1"},
+		{"TCP:80"}, {"80,81"}, {" 80"}, {"tcp:80", "80:81"}} {
+		err := b.SetPorts(ctx, "ct1", bad)
+		wantErr(t, fmt.Sprintf("forwards %q", bad), err, ops.ErrInvalid)
+		if st, _ := b.Status("ct1"); st.Error == "" {
+			t.Errorf("forwards %q refused, but status has no error", bad)
+		}
+	}
+	if got, _ := b.Ports("ct1"); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("ports after refused writes: %q, want %q", got, want)
+	}
+	_, err := b.Create(ctx, "ct3", ops.CreateOptions{})
+	must(t, "create ct3", err)
+	must(t, "build ct3", b.WaitBuilt(ctx, "ct3"))
+	wantErr(t, "a host port ct1 forwards", b.SetPorts(ctx, "ct3", []string{"9000", "8080:8080"}), ops.ErrAddressInUse)
+	wantErr(t, "checked, a host port ct1 forwards", b.CheckPorts("ct3", []string{"8080"}), ops.ErrAddressInUse)
+	wantErr(t, "checked, malformed", b.CheckPorts("ct3", []string{"x"}), ops.ErrInvalid)
+	must(t, "checked, the same port for udp", b.CheckPorts("ct3", []string{"udp:8080"}))
+	if got, _ := b.Ports("ct3"); len(got) != 0 {
+		t.Errorf("a check wrote the forwards: %q", got)
+	}
+	must(t, "the same port for udp", b.SetPorts(ctx, "ct3", []string{"udp:8080"}))
+	must(t, "clear", b.SetPorts(ctx, "ct3", nil))
+	if got, _ := b.Ports("ct3"); len(got) != 0 {
+		t.Errorf("ports after clearing: %q", got)
+	}
+	must(t, "one forward for the start", b.SetPorts(ctx, "ct1", []string{"tcp:8080:80"}))
+	must(t, "destroy ct3", b.Destroy(ctx, "ct3"))
+}
+
 func contractUnits(t *testing.T, ctx context.Context, b contractBackend) {
 	wantErr(t, "reload of a stopped container", b.Reload(ctx, "ct1"), ops.ErrInvalid)
 	must(t, "start", b.Start(ctx, "ct1"))
@@ -210,6 +251,8 @@ func contractUnits(t *testing.T, ctx context.Context, b contractBackend) {
 	must(t, "start of a running container", b.Start(ctx, "ct1"))
 	wantErr(t, "destroy while running", b.Destroy(ctx, "ct1"), ops.ErrBusy)
 	wantErr(t, "address change while running", b.SetAddresses(ctx, "ct1", "", "10.233.249.2"), ops.ErrBusy)
+	wantErr(t, "port change while running", b.SetPorts(ctx, "ct1", nil), ops.ErrBusy)
+	wantErr(t, "port check while running", b.CheckPorts("ct1", nil), ops.ErrBusy)
 	must(t, "reload", b.Reload(ctx, "ct1"))
 	must(t, "stop", b.Stop(ctx, "ct1"))
 	if st, _ := b.State("ct1"); st != ops.StateStopped {
@@ -224,6 +267,7 @@ func contractDeclarative(t *testing.T, ctx context.Context, b contractBackend, n
 	wantErr(t, "config", b.SetConfig(ctx, name, goodConfig(name)), ops.ErrDeclarative)
 	wantErr(t, "address", b.SetAddresses(ctx, name, "", "10.233.248.2"), ops.ErrDeclarative)
 	wantErr(t, "autostart", b.SetAutostart(ctx, name, true), ops.ErrDeclarative)
+	wantErr(t, "ports", b.SetPorts(ctx, name, []string{"8080"}), ops.ErrDeclarative)
 	wantErr(t, "destroy", b.Destroy(ctx, name), ops.ErrDeclarative)
 }
 

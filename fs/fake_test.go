@@ -39,6 +39,7 @@ type fakeContainer struct {
 	state       ops.State
 	host, local string
 	autostart   bool
+	ports       []string
 	declarative bool
 	startErr    error
 	lastErr     string
@@ -375,6 +376,67 @@ func (f *fakeBackend) SetAutostart(ctx context.Context, name string, on bool) er
 		return err
 	}
 	c.autostart = on
+	return nil
+}
+
+func (f *fakeBackend) Ports(name string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.get(name)
+	if err != nil {
+		return nil, err
+	}
+	return append([]string(nil), c.ports...), nil
+}
+
+// SetPorts checks as ops does, and notes each refusal in the status.
+func (f *fakeBackend) SetPorts(ctx context.Context, name string, specs []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	err := f.checkPortsLocked(name, specs)
+	if err == nil {
+		f.containers[name].ports = append([]string(nil), specs...)
+		f.publishLocked(name, ops.EventPorts, strings.Join(specs, ","))
+	}
+	return err
+}
+
+func (f *fakeBackend) CheckPorts(name string, specs []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.checkPortsLocked(name, specs)
+}
+
+func (f *fakeBackend) checkPortsLocked(name string, specs []string) error {
+	err := f.refusePortsLocked(name, specs)
+	if c := f.containers[name]; c != nil && err != nil {
+		c.lastErr = err.Error()
+	}
+	return err
+}
+
+func (f *fakeBackend) refusePortsLocked(name string, specs []string) error {
+	c, err := f.getForChange(name)
+	if err != nil {
+		return err
+	}
+	forwards, err := ops.ParsePortForwards(specs)
+	if err != nil {
+		return err
+	}
+	if c.state.Busy() {
+		return fmt.Errorf("%w: %s is %s", ops.ErrBusy, name, c.state)
+	}
+	for other, oc := range f.containers {
+		theirs, _ := ops.ParsePortForwards(oc.ports)
+		for _, p := range forwards {
+			for _, q := range theirs {
+				if other != name && p.Protocol == q.Protocol && p.HostPort == q.HostPort {
+					return fmt.Errorf("%w: %s port %d", ops.ErrAddressInUse, p.Protocol, p.HostPort)
+				}
+			}
+		}
+	}
 	return nil
 }
 

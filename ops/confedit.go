@@ -82,7 +82,8 @@ func (m *Manager) setAutostart(ctx context.Context, name string, on bool) error 
 var confEvents = []struct {
 	key  string
 	kind EventKind
-}{{"HOST_ADDRESS", EventHostAddress}, {"LOCAL_ADDRESS", EventAddress}, {"AUTO_START", EventAutostart}}
+}{{"HOST_ADDRESS", EventHostAddress}, {"LOCAL_ADDRESS", EventAddress}, {"AUTO_START", EventAutostart},
+	{"HOST_PORT", EventPorts}}
 
 // editConf rewrites the conf file atomically and updates the in-memory copy. The
 // caller holds the address lock.

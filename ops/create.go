@@ -74,6 +74,9 @@ func (o *CreateOptions) validate(name string) (configText string, err error) {
 	if err := validateAddresses(o.HostAddress, o.LocalAddress); err != nil {
 		return "", err
 	}
+	if _, err := ParseHostPort(o.Port); err != nil {
+		return "", err
+	}
 	if o.Flake != "" {
 		if !strings.Contains(o.Flake, "#") {
 			o.Flake += "#" + name
@@ -115,6 +118,10 @@ func (m *Manager) reserve(name string, o CreateOptions) (string, Conf, error) {
 		return "", Conf{}, err
 	}
 	if err := checkAddressesFree(used, name, o.HostAddress, o.LocalAddress); err != nil {
+		return "", Conf{}, err
+	}
+	forwards, _ := ParseHostPort(o.Port) // validate checked it
+	if err := checkPortsFree(m.l.ConfDir, name, forwards); err != nil {
 		return "", Conf{}, err
 	}
 	hostAddr, localAddr := o.HostAddress, o.LocalAddress

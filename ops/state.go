@@ -126,11 +126,13 @@ const (
 	EventAddress                          // Value: the new LOCAL_ADDRESS
 	EventHostAddress                      // Value: the new HOST_ADDRESS
 	EventAutostart                        // Value: the new AUTO_START, 0 or 1
+	EventPorts                            // Value: the new HOST_PORT, forwards separated by commas
 )
 
 var eventKeys = [...]string{
 	EventContainer: "container", EventState: "state", EventConfig: "config", EventError: "error",
 	EventAddress: "address", EventHostAddress: "host-address", EventAutostart: "autostart",
+	EventPorts: "ports",
 }
 
 func (k EventKind) String() string {

@@ -1,12 +1,14 @@
 // Package unitstep holds the steps of the container@.service template that nixcfs
 // installs on hosts without NixOS's own: systemd runs each as a separate process
 // (`nixcfs unit prestart|start|reload|poststop NAME`), doing what NixOS's template does
-// in shell: prepare the root tree, make the network, exec systemd-nspawn with NixOS's
-// flags, reload by switch-to-configuration inside, clean up after stop.
+// in shell: prepare the root tree, make the network and the port forwards, exec
+// systemd-nspawn with NixOS's flags, reload by switch-to-configuration inside, clean up
+// after stop.
 package unitstep
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -20,7 +22,8 @@ import (
 	"nixcfs/ops"
 )
 
-// Prestart prepares the root tree and the network, as NixOS's preStartScript does.
+// Prestart prepares the root tree and the network, as NixOS's preStartScript does, and
+// the port forwards, which nspawn's --port makes under NixOS's template.
 func Prestart(l ops.Layout, name string) error {
 	if err := ops.ValidateName(name); err != nil {
 		return err
@@ -41,9 +44,11 @@ func Prestart(l ops.Layout, name string) error {
 		return err
 	}
 	if nc := netConfigOf(conf); nc.private {
-		return setupNetwork(name, nc)
+		if err := setupNetwork(name, nc); err != nil {
+			return err
+		}
 	}
-	return nil
+	return setupForwards(name, conf)
 }
 
 // prepareRoot makes what systemd-nspawn and the guest's first boot expect in its root
@@ -117,11 +122,8 @@ func NspawnArgs(l ops.Layout, name string, conf ops.Conf) ([]string, error) {
 	if conf.Get("PRIVATE_NETWORK") == "1" {
 		args = append(args, "--network-namespace-path="+ops.NetnsPath(name))
 	}
-	for _, p := range strings.Split(conf.Get("HOST_PORT"), ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			args = append(args, "--port="+p)
-		}
-	}
+	// No --port=: nspawn refuses it with a namespace it did not make; prestart makes
+	// the forwards of HOST_PORT itself (setupForwards).
 	for _, k := range []string{"PRIVATE_NETWORK", "HOST_BRIDGE", "HOST_ADDRESS", "LOCAL_ADDRESS",
 		"HOST_ADDRESS6", "LOCAL_ADDRESS6", "HOST_PORT"} {
 		args = append(args, "--setenv="+k+"="+conf.Get(k))
@@ -153,12 +155,12 @@ func ExecNspawn(l ops.Layout, name string) error {
 	return syscall.Exec(bin, args, os.Environ())
 }
 
-// Poststop removes what prestart made for the network.
+// Poststop removes what prestart made for the network and the forwards.
 func Poststop(name string) error {
 	if err := ops.ValidateName(name); err != nil {
 		return err
 	}
-	return teardownNetwork(name)
+	return errors.Join(teardownNetwork(name), removeForwards(name))
 }
 
 // Reload activates the container's current system without a restart: inside, the

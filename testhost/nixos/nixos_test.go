@@ -361,12 +361,15 @@ func TestNixOSTemplateMount(t *testing.T) {
 		t.Errorf("status unit %s", got)
 	}
 
-	// sed -i returns once the running container has switched, through the template's
-	// reload, without a restart.
+	// sed -i returns once the text is written and its build queued (a rename holds the
+	// directory's lock); the build then switches the running container through the
+	// template's reload, without a restart.
 	leader := statusField(t, dir, "leader")
 	sh(t, "sed -i 's/\"first\"/\"second\"/' "+dir+"/config.nix")
-	if got := testhost.Hello(t, addr); got != "second" {
-		t.Errorf("hello after the edit: %q", got)
+	for end := time.Now().Add(time.Minute); testhost.Hello(t, addr) != "second"; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("hello after the edit: %q, not switched within a minute; build.log:\n%s", testhost.Hello(t, addr), sh(t, "cat "+dir+"/build.log"))
+		}
 	}
 	if got := statusField(t, dir, "leader"); got != leader {
 		t.Errorf("the edit restarted the container: leader %s, then %s", leader, got)
