@@ -48,6 +48,16 @@ type Backend interface {
 	SetPorts(ctx context.Context, name string, forwards []string) error
 	CheckPorts(name string, forwards []string) error
 
+	// Generations lists the container's profile generations; GenerationConfig is the
+	// text that built one (os.ErrNotExist when nixcfs did not); SwitchGeneration makes
+	// one current, live, and DeleteGeneration removes one. RejectedConfig is the text a
+	// switch replaced when it was no generation's (os.ErrNotExist when none).
+	Generations(name string) ([]ops.Generation, error)
+	GenerationConfig(name string, n int) ([]byte, error)
+	SwitchGeneration(ctx context.Context, name string, n int) error
+	DeleteGeneration(ctx context.Context, name string, n int) error
+	RejectedConfig(name string) ([]byte, error)
+
 	// OpenBuildLog opens the last build's log, growing while a build runs;
 	// os.ErrNotExist when there was none.
 	OpenBuildLog(name string) (*os.File, error)

@@ -27,20 +27,34 @@ type containerDir struct {
 var files = []struct {
 	name string
 	node func(c *containerRef) gofs.InodeEmbedder
+	mode uint32 // its type bits, when not a regular file
 }{
-	{"state", func(c *containerRef) gofs.InodeEmbedder { return newStateFile(c) }},
-	{configName, func(c *containerRef) gofs.InodeEmbedder { return newConfigFile(c, true, modeSecretRW) }},
-	{"status", func(c *containerRef) gofs.InodeEmbedder { return newStatusFile(c) }},
-	{"address", func(c *containerRef) gofs.InodeEmbedder { return newAddressFile(c, false) }},
-	{"host-address", func(c *containerRef) gofs.InodeEmbedder { return newAddressFile(c, true) }},
-	{"autostart", func(c *containerRef) gofs.InodeEmbedder { return newAutostartFile(c) }},
-	{"ports", func(c *containerRef) gofs.InodeEmbedder { return newPortsFile(c) }},
-	{"build.log", func(c *containerRef) gofs.InodeEmbedder { return &buildLogFile{c: c} }},
-	{"log", func(c *containerRef) gofs.InodeEmbedder { return &journalFile{c: c} }},
-	{eventsName, func(c *containerRef) gofs.InodeEmbedder { return &eventsFile{b: c.b, name: c.name} }},
+	{name: "state", node: func(c *containerRef) gofs.InodeEmbedder { return newStateFile(c) }},
+	{name: configName, node: func(c *containerRef) gofs.InodeEmbedder { return newConfigFile(c, true, modeSecretRW) }},
+	{name: "status", node: func(c *containerRef) gofs.InodeEmbedder { return newStatusFile(c) }},
+	{name: "address", node: func(c *containerRef) gofs.InodeEmbedder { return newAddressFile(c, false) }},
+	{name: "host-address", node: func(c *containerRef) gofs.InodeEmbedder { return newAddressFile(c, true) }},
+	{name: "autostart", node: func(c *containerRef) gofs.InodeEmbedder { return newAutostartFile(c) }},
+	{name: "ports", node: func(c *containerRef) gofs.InodeEmbedder { return newPortsFile(c) }},
+	{name: "build.log", node: func(c *containerRef) gofs.InodeEmbedder { return &buildLogFile{c: c} }},
+	{name: "log", node: func(c *containerRef) gofs.InodeEmbedder { return &journalFile{c: c} }},
+	{name: eventsName, node: func(c *containerRef) gofs.InodeEmbedder { return &eventsFile{b: c.b, name: c.name} }},
+	{name: "generation", node: func(c *containerRef) gofs.InodeEmbedder { return newGenerationFile(c) }},
+	{name: "generations", node: func(c *containerRef) gofs.InodeEmbedder { return &generationsLink{} }, mode: syscall.S_IFLNK},
+}
+
+// fileMode is the type bits of one of the container's own files.
+func fileMode(mode uint32) uint32 {
+	if mode == 0 {
+		return syscall.S_IFREG
+	}
+	return mode
 }
 
 func isOwnFile(name string) bool {
+	if name == rejectedName || name == generationsDirName {
+		return true
+	}
 	for _, f := range files {
 		if f.name == name {
 			return true
@@ -67,12 +81,15 @@ func (d *containerDir) Lookup(ctx context.Context, name string, out *fuse.EntryO
 	if name != configName {
 		for _, f := range files {
 			if f.name == name {
-				ch := d.NewInode(ctx, f.node(d.c), d.c.freshAttr(d.inoSrc, name))
-				entryOf(ctx, ch.Operations(), out)
-				out.SetEntryTimeout(freshInode)
-				return ch, 0
+				return d.freshChild(ctx, name, f.node(d.c), fileMode(f.mode), out), 0
 			}
 		}
+	}
+	if name == generationsDirName {
+		return d.freshChild(ctx, name, &generationsDir{c: d.c}, syscall.S_IFDIR, out), 0
+	}
+	if name == rejectedName && d.c.hasRejected() {
+		return d.freshChild(ctx, name, newRejectedFile(d.c), syscall.S_IFREG, out), 0
 	}
 	ch := d.GetChild(name)
 	if ch == nil && name == configName {
@@ -86,12 +103,23 @@ func (d *containerDir) Lookup(ctx context.Context, name string, out *fuse.EntryO
 	return ch, 0
 }
 
+// freshChild is a new inode for one of the container's own files (freshInode).
+func (d *containerDir) freshChild(ctx context.Context, name string, node gofs.InodeEmbedder, mode uint32, out *fuse.EntryOut) *gofs.Inode {
+	ch := d.NewInode(ctx, node, d.c.freshAttr(d.inoSrc, name, mode))
+	entryOf(ctx, ch.Operations(), out)
+	out.SetEntryTimeout(freshInode)
+	return ch
+}
+
 var _ = (gofs.NodeReaddirer)((*containerDir)(nil))
 
 func (d *containerDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	var entries []fuse.DirEntry
 	for _, f := range files {
-		entries = append(entries, fuse.DirEntry{Name: f.name, Mode: syscall.S_IFREG})
+		entries = append(entries, fuse.DirEntry{Name: f.name, Mode: fileMode(f.mode)})
+	}
+	if d.c.hasRejected() {
+		entries = append(entries, fuse.DirEntry{Name: rejectedName, Mode: syscall.S_IFREG})
 	}
 	var scratch []string
 	for name := range d.Children() {

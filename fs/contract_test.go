@@ -95,6 +95,7 @@ func runContract(t *testing.T, b contractBackend, fx contractFixtures) {
 	}
 	t.Run("create", func(t *testing.T) { contractCreate(t, ctx, b, one, all) })
 	t.Run("config", func(t *testing.T) { contractConfig(t, ctx, b) })
+	t.Run("generations", func(t *testing.T) { contractGenerations(t, ctx, b) })
 	t.Run("addresses", func(t *testing.T) { contractAddresses(t, ctx, b) })
 	t.Run("ports", func(t *testing.T) { contractPorts(t, ctx, b, one) })
 	t.Run("units", func(t *testing.T) { contractUnits(t, ctx, b) })
@@ -281,4 +282,39 @@ func contractDestroy(t *testing.T, ctx context.Context, b contractBackend, one <
 		t.Errorf("state of a destroyed container: %v", err)
 	}
 	wantErr(t, "destroy again", b.Destroy(ctx, "ct1"), ops.ErrNotFound)
+}
+
+// After create (its template), the good text, the broken one (no generation) and the
+// good one again, ct1 has three generations, the last current.
+func contractGenerations(t *testing.T, ctx context.Context, b contractBackend) {
+	gens, err := b.Generations("ct1")
+	must(t, "generations", err)
+	if len(gens) != 3 || !gens[2].Current || !gens[2].HasConfig || !gens[0].HasConfig {
+		t.Fatalf("generations: %+v", gens)
+	}
+	first, last := gens[0].Number, gens[2].Number
+	if text, _ := b.GenerationConfig("ct1", last); string(text) != string(goodConfig("ct1")) {
+		t.Errorf("text of the current generation:\n%s", text)
+	}
+	must(t, "switch to the first generation", b.SwitchGeneration(ctx, "ct1", first))
+	if text, _ := b.ReadConfig("ct1"); string(text) != ops.DefaultConfig("ct1", "") {
+		t.Errorf("config.nix after the switch:\n%s", text)
+	}
+	if st, _ := b.Status("ct1"); st.Generation != first {
+		t.Errorf("generation after the switch: %d", st.Generation)
+	}
+	wantErr(t, "broken config", b.SetConfig(ctx, "ct1", brokenConfig("ct1")), ops.ErrBuildFailed)
+	must(t, "switch back to the last generation", b.SwitchGeneration(ctx, "ct1", last))
+	if text, _ := b.RejectedConfig("ct1"); string(text) != string(brokenConfig("ct1")) {
+		t.Errorf("the text the switch replaced was not kept:\n%s", text)
+	}
+	if st, _ := b.Status("ct1"); st.Notice == "" {
+		t.Error("the status does not say where the replaced text is")
+	}
+	wantErr(t, "switch to a generation that is not", b.SwitchGeneration(ctx, "ct1", 999), ops.ErrInvalid)
+	wantErr(t, "delete the current generation", b.DeleteGeneration(ctx, "ct1", last), ops.ErrBusy)
+	must(t, "delete the first generation", b.DeleteGeneration(ctx, "ct1", first))
+	if gens, _ := b.Generations("ct1"); len(gens) != 2 || gens[0].Number == first {
+		t.Errorf("generations after a delete: %+v", gens)
+	}
 }

@@ -43,7 +43,26 @@ type fakeContainer struct {
 	declarative bool
 	startErr    error
 	lastErr     string
+	notice      string
 	build       ops.BuildState
+	gens        []fakeGeneration // oldest first
+	current     int
+	rejected    []byte
+}
+
+type fakeGeneration struct {
+	n    int
+	text string
+}
+
+// newGenerationLocked records a successful build of text as the next generation.
+func (c *fakeContainer) newGenerationLocked(text string) {
+	n := len(c.gens) + 1
+	if len(c.gens) > 0 {
+		n = c.gens[len(c.gens)-1].n + 1
+	}
+	c.gens = append(c.gens, fakeGeneration{n: n, text: text})
+	c.current = n
 }
 
 // brokenMarker in a configuration makes its build fail.
@@ -168,7 +187,7 @@ func (f *fakeBackend) Status(name string) (ops.Status, error) {
 	}
 	return ops.Status{Name: name, State: c.state, Unit: ops.UnitName(name), HostAddress: c.host,
 		LocalAddress: c.local, Autostart: c.autostart, Declarative: c.declarative, Error: c.lastErr,
-		Config: c.build}, nil
+		Config: c.build, Generation: c.current, Notice: c.notice}, nil
 }
 
 // Create makes the container creating, with its first build pending: it ends (built,
@@ -206,6 +225,7 @@ func (f *fakeBackend) WaitBuilt(ctx context.Context, name string) error {
 	}
 	if c.state == ops.StateCreating {
 		c.build = ops.BuildBuilt
+		c.newGenerationLocked(ops.DefaultConfig(name, ""))
 		f.publishLocked(name, ops.EventConfig, c.build.String())
 		f.setStateLocked(name, ops.StateStopped)
 	}
@@ -324,6 +344,7 @@ func (f *fakeBackend) SetConfig(ctx context.Context, name string, text []byte) e
 		return fmt.Errorf("%w: nix-build: exit status 1", ops.ErrBuildFailed)
 	}
 	c.build, c.lastErr = ops.BuildBuilt, ""
+	c.newGenerationLocked(string(text))
 	return nil
 }
 
@@ -524,4 +545,100 @@ func (f *fakeBackend) NoteError(name string, err error) {
 		c.lastErr = err.Error()
 		f.publishLocked(name, ops.EventError, c.lastErr)
 	}
+}
+
+func (f *fakeBackend) Generations(name string) ([]ops.Generation, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.get(name)
+	if err != nil {
+		return nil, err
+	}
+	var gens []ops.Generation
+	for _, g := range c.gens {
+		gens = append(gens, ops.Generation{Number: g.n, System: fmt.Sprintf("/nix/store/fake-%s-%d", name, g.n),
+			Current: g.n == c.current, HasConfig: true})
+	}
+	return gens, nil
+}
+
+func (f *fakeBackend) generationLocked(c *fakeContainer, n int) *fakeGeneration {
+	for i := range c.gens {
+		if c.gens[i].n == n {
+			return &c.gens[i]
+		}
+	}
+	return nil
+}
+
+func (f *fakeBackend) GenerationConfig(name string, n int) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.get(name)
+	if err != nil {
+		return nil, err
+	}
+	if g := f.generationLocked(c, n); g != nil {
+		return []byte(g.text), nil
+	}
+	return nil, os.ErrNotExist
+}
+
+// SwitchGeneration keeps a replaced text that is no generation's, as ops does.
+func (f *fakeBackend) SwitchGeneration(ctx context.Context, name string, n int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.getForChange(name)
+	if err != nil {
+		return err
+	}
+	g := f.generationLocked(c, n)
+	if g == nil {
+		return fmt.Errorf("%w: %s has no generation %d", ops.ErrInvalid, name, n)
+	}
+	old, _ := os.ReadFile(f.configPath(name))
+	known := false
+	for _, other := range c.gens {
+		known = known || other.text == string(old)
+	}
+	if !known {
+		c.rejected, c.notice = old, "config.nix.rejected keeps the replaced text"
+	}
+	c.current = n
+	return os.WriteFile(f.configPath(name), []byte(g.text), 0o644)
+}
+
+func (f *fakeBackend) DeleteGeneration(ctx context.Context, name string, n int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.getForChange(name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case f.generationLocked(c, n) == nil:
+		return fmt.Errorf("%w: %s has no generation %d", ops.ErrNotFound, name, n)
+	case n == c.current:
+		return fmt.Errorf("%w: generation %d is current", ops.ErrBusy, n)
+	}
+	for i := range c.gens {
+		if c.gens[i].n == n {
+			c.gens = append(c.gens[:i], c.gens[i+1:]...)
+			break
+		}
+	}
+	return nil
+}
+
+func (f *fakeBackend) RejectedConfig(name string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.get(name)
+	if err != nil {
+		return nil, err
+	}
+	if c.rejected == nil {
+		return nil, os.ErrNotExist
+	}
+	return c.rejected, nil
 }

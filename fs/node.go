@@ -53,7 +53,7 @@ func newInoSource() *inoSource {
 }
 
 // freshAttr is the identity of a new inode for the container's file.
-func (c *containerRef) freshAttr(src *inoSource, file string) gofs.StableAttr {
+func (c *containerRef) freshAttr(src *inoSource, file string, mode uint32) gofs.StableAttr {
 	c.mu.Lock()
 	ino, ok := c.inos[file]
 	if !ok {
@@ -61,7 +61,7 @@ func (c *containerRef) freshAttr(src *inoSource, file string) gofs.StableAttr {
 		c.inos[file] = ino
 	}
 	c.mu.Unlock()
-	return gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ino, Gen: src.gen.Add(1)}
+	return gofs.StableAttr{Mode: mode, Ino: ino, Gen: src.gen.Add(1)}
 }
 
 // sizeCache keeps a size that is costly to learn for a short while.

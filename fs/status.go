@@ -39,7 +39,7 @@ func statusText(s ops.Status) string {
 		{"host_address", s.HostAddress}, {"local_address", s.LocalAddress},
 		{"interface", s.Interface}, {"system", s.System},
 		{"generation", fmt.Sprint(s.Generation)}, {"config", s.Config.String()},
-		{"autostart", autostart}, {"error", s.Error},
+		{"autostart", autostart}, {"error", s.Error}, {"notice", s.Notice},
 	}
 	var b strings.Builder
 	for _, r := range rows {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -133,6 +134,7 @@ func (m *Manager) finishBuild(c *record, run *buildRun, err error, took time.Dur
 	if err != nil {
 		reason = oneLine(buildError(m.l.BuildLogPath(c.name), err)) // reads the log: not under the lock
 	}
+	_, generation := systemGeneration(m.l.SystemLink(c.name))
 	_, confErr := os.Stat(m.l.ConfPath(c.name))
 	m.reg.mu.Lock()
 	defer m.reg.mu.Unlock()
@@ -160,7 +162,8 @@ func (m *Manager) finishBuild(c *record, run *buildRun, err error, took time.Dur
 		m.reg.publishLocked(c.name, EventError, reason)
 	} else {
 		c.build, c.lastErr = BuildBuilt, ""
-		m.log.Info().Str("container", c.name).Dur("took", took).Msg("built")
+		m.log.Info().Str("container", c.name).Dur("took", took).Int("generation", generation).Msg("built")
+		m.reg.publishLocked(c.name, EventGeneration, strconv.Itoa(generation))
 		m.reg.publishLocked(c.name, EventConfig, BuildBuilt.String())
 	}
 	if wasCreating {
@@ -244,7 +247,10 @@ func (m *Manager) buildSystem(ctx context.Context, name string, conf Conf, text 
 	if err := writeFileAtomic(input, text, 0o600); err != nil {
 		return fmt.Errorf("build %s: %w", name, err)
 	}
-	return m.nix.build(ctx, m.l.ProfilePath(name), m.l.GCRootPath(name), input, m.l.BuildLogPath(name))
+	if err := m.nix.build(ctx, m.l.ProfilePath(name), m.l.GCRootPath(name), input, m.l.BuildLogPath(name)); err != nil {
+		return err
+	}
+	return m.l.saveGenerationText(name, text)
 }
 
 // OpenBuildLog opens the log of the container's last build, which grows while a build

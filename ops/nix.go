@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -149,6 +150,29 @@ func (b *builder) setProfile(ctx context.Context, logFile *os.File, profileDir, 
 	args := []string{"-p", filepath.Join(profileDir, "system"), "--set", system}
 	fmt.Fprintf(logFile, "$ nix-env %s\n", ShellJoin(args))
 	return b.run(ctx, logFile, logFile, "", "nix-env", args...)
+}
+
+// switchGeneration points the profile at generation n, with nix-env's output in the
+// log.
+func (b *builder) switchGeneration(ctx context.Context, profileDir string, n int, logPath string) error {
+	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("switch generation: open log: %w", err)
+	}
+	defer logFile.Close()
+	args := []string{"-p", filepath.Join(profileDir, "system"), "--switch-generation", strconv.Itoa(n)}
+	fmt.Fprintf(logFile, "$ nix-env %s\n", ShellJoin(args))
+	return b.run(ctx, logFile, logFile, "", "nix-env", args...)
+}
+
+// deleteGeneration removes generation n from the profile.
+func (b *builder) deleteGeneration(ctx context.Context, profileDir string, n int) error {
+	out, err := exec.CommandContext(ctx, "nix-env", "-p", filepath.Join(profileDir, "system"),
+		"--delete-generations", strconv.Itoa(n)).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("delete generation %d: %s", n, firstLine(string(out), err))
+	}
+	return nil
 }
 
 // run runs a nix command with its diagnostics (stderr) in the log; crashPoint names

@@ -26,6 +26,7 @@ type record struct {
 	running     *buildRun // the build in progress
 	last        *buildRun // the one before, for WaitBuilt
 	lastErr     string    // the `error` of its status
+	notice      string    // the `notice` of its status: news that is no failure
 	// textMu orders writes of its configuration.nix with the builds they queue, so
 	// that builds run in the order their texts were written. Taken before mu.
 	textMu sync.Mutex
@@ -190,6 +191,17 @@ func (r *registry) setErrorLocked(c *record, err error) {
 	if msg != "" {
 		r.log.Warn().Str("container", c.name).Str("error", msg).Msg("operation failed")
 		r.publishLocked(c.name, EventError, msg)
+	}
+}
+
+// noteNotice records news about the container that is no failure (where a replaced
+// text is kept), for its status and watchers.
+func (r *registry) noteNotice(name, msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.records[name]; c != nil {
+		c.notice = msg
+		r.publishLocked(name, EventNotice, msg)
 	}
 }
 

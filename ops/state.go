@@ -126,12 +126,15 @@ const (
 	EventAddress                          // Value: the new LOCAL_ADDRESS
 	EventHostAddress                      // Value: the new HOST_ADDRESS
 	EventAutostart                        // Value: the new AUTO_START, 0 or 1
+	EventNotice                           // Value: news that is no failure
+	EventGeneration                       // Value: the new current generation
 	EventPorts                            // Value: the new HOST_PORT, forwards separated by commas
 )
 
 var eventKeys = [...]string{
 	EventContainer: "container", EventState: "state", EventConfig: "config", EventError: "error",
 	EventAddress: "address", EventHostAddress: "host-address", EventAutostart: "autostart",
+	EventNotice: "notice", EventGeneration: "generation",
 	EventPorts: "ports",
 }
 

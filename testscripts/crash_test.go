@@ -9,6 +9,7 @@ package testscripts
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -349,29 +350,49 @@ type crashDaemon struct {
 	out    bytes.Buffer
 }
 
-// mount starts bin as a mount daemon with env, at a fresh mount point.
+// mount starts bin as a mount daemon with env, at a fresh mount point, and waits for
+// its READY=1 (systemd's protocol): sent once the mount is served, and after go-fuse
+// has looked at its own mount once, which a daemon killed before that would deadlock.
 func (h *crashHarness) mount(bin string, env []string) *crashDaemon {
 	t := h.t
 	mnt := t.TempDir()
+	notify := filepath.Join(t.TempDir(), "notify")
+	sock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notify, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
 	d := &crashDaemon{mnt: mnt, exited: make(chan struct{})}
-	d.cmd = h.run(bin, env, "mount", "--nixos-path="+h.guest, "--log-level=info", mnt)
+	d.cmd = h.run(bin, append(env, "NOTIFY_SOCKET="+notify), "mount", "--nixos-path="+h.guest, "--log-level=info", mnt)
 	d.cmd.Stdout, d.cmd.Stderr = &d.out, &d.out
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { d.cmd.Wait(); close(d.exited) }()
-	for end := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(filepath.Join(mnt, "events")); err == nil {
-			break
+	ready := make(chan bool, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := sock.Read(buf)
+			if err != nil {
+				ready <- false
+				return
+			}
+			if bytes.Contains(buf[:n], []byte("READY=1")) {
+				ready <- true
+				return
+			}
 		}
-		select {
-		case <-d.exited:
-			t.Fatalf("nixcfs mount exited: %s\n%s", d.cmd.ProcessState, d.out.String())
-		default:
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			t.Fatal("the notify socket failed")
 		}
-		if time.Now().After(end) {
-			t.Fatal("nixcfs mount did not come up within 30s")
-		}
+	case <-d.exited:
+		t.Fatalf("nixcfs mount exited: %s\n%s", d.cmd.ProcessState, d.out.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("nixcfs mount sent no READY=1 within 30s")
 	}
 	h.mnt = mnt
 	return d
