@@ -29,12 +29,27 @@ func hashPassword(password string) (string, error) {
 // rounds, after Ulrich Drepper's "Unix crypt using SHA-256 and SHA-512".
 // The salt is cut to 16 characters.
 func sha512Crypt(password, salt string) string {
-	const rounds = 5000
 	if len(salt) > 16 {
 		salt = salt[:16]
 	}
 	p, s := []byte(password), []byte(salt)
+	sumA := cryptDigestA(p, s)
 
+	dp := sha512.New()
+	for range len(p) {
+		dp.Write(p)
+	}
+	pSeq := repeatTo(dp.Sum(nil), len(p))
+	ds := sha512.New()
+	for range 16 + int(sumA[0]) {
+		ds.Write(s)
+	}
+	sSeq := repeatTo(ds.Sum(nil), len(s))
+	return cryptEncode(salt, cryptRounds(sumA, pSeq, sSeq))
+}
+
+// cryptDigestA is the spec's digest A (steps 1 to 12).
+func cryptDigestA(p, s []byte) []byte {
 	b := sha512.New()
 	b.Write(p)
 	b.Write(s)
@@ -54,21 +69,12 @@ func sha512Crypt(password, salt string) string {
 			a.Write(p)
 		}
 	}
-	sumA := a.Sum(nil)
+	return a.Sum(nil)
+}
 
-	dp := sha512.New()
-	for range len(p) {
-		dp.Write(p)
-	}
-	pSeq := repeatTo(dp.Sum(nil), len(p))
-
-	ds := sha512.New()
-	for range 16 + int(sumA[0]) {
-		ds.Write(s)
-	}
-	sSeq := repeatTo(ds.Sum(nil), len(s))
-
-	c := sumA
+// cryptRounds is the spec's 5000 rounds (step 21) from digest A.
+func cryptRounds(c, pSeq, sSeq []byte) []byte {
+	const rounds = 5000
 	for r := range rounds {
 		h := sha512.New()
 		if r&1 != 0 {
@@ -89,7 +95,11 @@ func sha512Crypt(password, salt string) string {
 		}
 		c = h.Sum(nil)
 	}
+	return c
+}
 
+// cryptEncode is the spec's output: "$6$SALT$" and the digest in crypt's base 64.
+func cryptEncode(salt string, c []byte) string {
 	out := []byte(fmt.Sprintf("$6$%s$", salt))
 	encode := func(b2, b1, b0 byte, n int) {
 		w := uint(b2)<<16 | uint(b1)<<8 | uint(b0)

@@ -112,27 +112,55 @@ func lines(data []byte) [][]string {
 // /etc/shadow.
 func makeAccounts(cfg *Config, old oldAccounts, hash func(password string) (string, error)) (*accounts, error) {
 	attrs := cfg.userNames()
+	gids, err := groupIDs(cfg, attrs, old)
+	if err != nil {
+		return nil, err
+	}
+	uids, err := userIDs(cfg, attrs, old)
+	if err != nil {
+		return nil, err
+	}
+	users, members, hashed, err := userAccounts(cfg, attrs, old, uids, gids, hash)
+	if err != nil {
+		return nil, err
+	}
+	var passwd, shadow strings.Builder
+	for _, a := range users {
+		fmt.Fprintf(&passwd, "%s:x:%d:%d:%s:%s:%s\n", a.name, a.uid, a.gid, a.gecos, a.home, a.shell)
+		if line, exists := old.shadow[a.name]; exists {
+			shadow.WriteString(line + "\n")
+		} else {
+			fmt.Fprintf(&shadow, "%s:%s:1::::::\n", a.name, hashed[a.name])
+		}
+	}
+	return &accounts{users: users, passwd: passwd.String(), group: groupFile(gids, members),
+		shadow: shadow.String(), groupIDs: gids}, nil
+}
 
-	// Groups: NixOS's own, then those the users name.
+// primaryGroup is a user's own group, as NixOS defaults it.
+func primaryGroup(u UserConfig) string {
+	if u.Group != "" {
+		return u.Group
+	}
+	if u.IsNormalUser {
+		return "users"
+	}
+	return "nogroup"
+}
+
+// groupIDs numbers the groups: NixOS's own, then those the users name, each
+// keeping the number it had if it is free.
+func groupIDs(cfg *Config, attrs []string, old oldAccounts) (map[string]int, error) {
 	gids := map[string]int{}
 	usedGIDs := map[int]bool{}
 	for name, gid := range staticGroups {
 		gids[name], usedGIDs[gid] = gid, true
 	}
-	primary := func(u UserConfig) string {
-		if u.Group != "" {
-			return u.Group
-		}
-		if u.IsNormalUser {
-			return "users"
-		}
-		return "nogroup"
-	}
 	var newGroups []string
 	seen := map[string]bool{}
 	for _, attr := range attrs {
 		u := cfg.Users.Users[attr]
-		for _, g := range append([]string{primary(u)}, u.ExtraGroups...) {
+		for _, g := range append([]string{primaryGroup(u)}, u.ExtraGroups...) {
 			if _, known := gids[g]; known || seen[g] {
 				continue
 			}
@@ -151,8 +179,11 @@ func makeAccounts(cfg *Config, old oldAccounts, hash func(password string) (stri
 		}
 		gids[g] = gid
 	}
+	return gids, nil
+}
 
-	// Users: declared uids, then the ones they had, then new ones.
+// userIDs numbers the users: declared uids, then the ones they had, then new ones.
+func userIDs(cfg *Config, attrs []string, old oldAccounts) (map[string]int, error) {
 	usedUIDs := map[int]bool{}
 	uids := map[string]int{}
 	for _, attr := range attrs {
@@ -179,21 +210,18 @@ func makeAccounts(cfg *Config, old oldAccounts, hash func(password string) (stri
 		}
 		uids[attr] = uid
 	}
+	return uids, nil
+}
 
-	var users []account
-	members := map[string][]string{}
-	hashed := map[string]string{} // account name -> new shadow password
+// userAccounts makes the accounts, sorted by uid, the members of each group, and
+// the shadow password of each account the old files did not have.
+func userAccounts(cfg *Config, attrs []string, old oldAccounts, uids, gids map[string]int,
+	hash func(string) (string, error)) (users []account, members map[string][]string, hashed map[string]string, err error) {
+	members, hashed = map[string][]string{}, map[string]string{}
 	for _, attr := range attrs {
 		u := cfg.Users.Users[attr]
-		a := account{
-			name:       u.accountName(attr),
-			gecos:      u.Description,
-			home:       u.Home,
-			shell:      loginShell,
-			uid:        uids[attr],
-			gid:        gids[primary(u)],
-			createHome: u.CreateHome,
-		}
+		a := account{name: u.accountName(attr), gecos: u.Description, home: u.Home, shell: loginShell,
+			uid: uids[attr], gid: gids[primaryGroup(u)], createHome: u.CreateHome}
 		if u.IsSystemUser {
 			a.shell = noLoginShell
 		}
@@ -213,7 +241,7 @@ func makeAccounts(cfg *Config, old oldAccounts, hash func(password string) (stri
 		case u.InitialPassword != nil:
 			h, err := hash(*u.InitialPassword)
 			if err != nil {
-				return nil, fmt.Errorf("hash the initial password of %s: %w", a.name, err)
+				return nil, nil, nil, fmt.Errorf("hash the initial password of %s: %w", a.name, err)
 			}
 			hashed[a.name] = h
 		default:
@@ -226,16 +254,11 @@ func makeAccounts(cfg *Config, old oldAccounts, hash func(password string) (stri
 		}
 		return users[i].name < users[j].name
 	})
+	return users, members, hashed, nil
+}
 
-	var passwd, shadow, group strings.Builder
-	for _, a := range users {
-		fmt.Fprintf(&passwd, "%s:x:%d:%d:%s:%s:%s\n", a.name, a.uid, a.gid, a.gecos, a.home, a.shell)
-		if line, exists := old.shadow[a.name]; exists {
-			shadow.WriteString(line + "\n")
-		} else {
-			fmt.Fprintf(&shadow, "%s:%s:1::::::\n", a.name, hashed[a.name])
-		}
-	}
+// groupFile is /etc/group's text, by gid.
+func groupFile(gids map[string]int, members map[string][]string) string {
 	groupNames := make([]string, 0, len(gids))
 	for g := range gids {
 		groupNames = append(groupNames, g)
@@ -247,13 +270,13 @@ func makeAccounts(cfg *Config, old oldAccounts, hash func(password string) (stri
 		}
 		return groupNames[i] < groupNames[j]
 	})
+	var group strings.Builder
 	for _, g := range groupNames {
 		m := members[g]
 		sort.Strings(m)
 		fmt.Fprintf(&group, "%s:x:%d:%s\n", g, gids[g], strings.Join(dedup(m), ","))
 	}
-	return &accounts{users: users, passwd: passwd.String(), group: group.String(),
-		shadow: shadow.String(), groupIDs: gids}, nil
+	return group.String()
 }
 
 // inAutoRange tells whether id is one init could have picked for a user.
