@@ -130,7 +130,7 @@ inside() { nsenter -t "$leader" -a "$@"; }
 # wait_running DEADLINE: wait until the host's systemd says running or degraded (true),
 # or until DEADLINE (in $SECONDS) or a state it cannot leave (false). is-system-running
 # --wait blocks until the boot is over; it fails at once while the manager does not
-# answer yet (just after exec).
+# answer yet (just after exec, or while it re-executes).
 wait_running() {
 	local deadline=$1 left
 	state=
@@ -145,6 +145,29 @@ wait_running() {
 	done
 	state="still ${state:-not answering} after ${boot_timeout_s}s"
 	return 1
+}
+
+# writable_cgroups lets the host's systemd apply resource limits. On a machine with
+# cgroup v1 controllers, systemd-nspawn mounts them read-only in the host (only its
+# name=systemd hierarchy is writable), so its systemd creates no cgroups there and
+# MemoryMax=, TasksMax=, CPUQuota=, CPUWeight=, IOWeight= silently do nothing. The
+# host's root is our root (no user namespace), so the mounts can be made writable;
+# daemon-reexec makes systemd look at them again and realize its units' cgroups in
+# every controller. The hierarchies it writes to are this boot's own cgroups
+# (make_cgroups), visible to it through its cgroup namespace. Where controllers are
+# cgroup v2 only, nspawn delegates them and nothing is needed.
+writable_cgroups() {
+	local deadline=$1 remounted
+	remounted=$(inside sh -c '
+		findmnt -rn -t cgroup -o TARGET,VFS-OPTIONS | while read -r target options; do
+			case "$target" in /sys/fs/cgroup/systemd) continue ;; esac
+			case ",$options," in *,ro,*) ;; *) continue ;; esac
+			mount -o remount,bind,rw "$target" || exit 1
+			echo "$target"
+		done') || say "cannot make the cgroup v1 controllers writable: resource limits will not apply in $machine"
+	[ -n "$remounted" ] || return 0
+	inside systemctl daemon-reexec || { state="daemon-reexec failed"; return 1; }
+	wait_running "$deadline"
 }
 
 # nspawn_in_cgroups, run in the background, moves itself into this boot's cgroups and
@@ -179,7 +202,8 @@ boot() {
 		[ "$SECONDS" -lt "$deadline" ] || { state="no systemd in a PID namespace of its own after ${boot_timeout_s}s"; return 1; }
 		sleep 0.1 # nspawn has not exec'd the host's systemd yet
 	done
-	wait_running "$deadline"
+	wait_running "$deadline" || return 1
+	writable_cgroups "$deadline"
 }
 
 # poweroff_host: power the host off (RTMIN+4 to its systemd), wait for nspawn to end,
