@@ -23,6 +23,7 @@ leader=
 cmd_pid=
 cgroup_name=
 cgroup_dirs=()
+nix_state=
 
 say() { printf 'testhost: %s\n' "$*" >&2; }
 
@@ -170,6 +171,26 @@ writable_cgroups() {
 	wait_running "$deadline"
 }
 
+# copy_nix_db gives this boot a copy of the machine's Nix database, taken through SQLite's
+# locks (nix-store --dump-db) and loaded into a state directory of its own, which the
+# host mounts on /nix/var/nix/db. Through the /nix overlay alone the host would use the
+# machine's live database file: overlayfs does not allow its lower layer to change while
+# mounted, yet every nix command on the machine (other tests, other engineers' builds)
+# writes it, and SQLite in the host then reads a database, journal and shared-memory
+# index partly copied up and partly changing underneath ("database disk image is
+# malformed" in the host's builds).
+copy_nix_db() {
+	command -v nix-store >/dev/null || return 0
+	nix_state=$(mktemp -d /tmp/nixcfs-testhost-nix.XXXXXX)
+	nix-store --dump-db >"$nix_state/dump" &&
+		NIX_STATE_DIR=$nix_state/state nix-store --load-db <"$nix_state/dump"
+}
+
+remove_nix_db() {
+	[ -z "$nix_state" ] || rm -rf "$nix_state"
+	nix_state=
+}
+
 # nspawn_in_cgroups, run in the background, moves itself into this boot's cgroups and
 # becomes systemd-nspawn, in a session of its own: a Ctrl-C reaches this script, which
 # powers the host off, and not nspawn, whose second SIGINT would kill it at once and
@@ -182,6 +203,7 @@ nspawn_in_cgroups() {
 	done
 	exec setsid systemd-nspawn -D / --volatile=yes --private-network --register=no --keep-unit \
 		-M "$machine" --bind=/dev/fuse --bind="$repo" --overlay=/nix::/nix \
+		${nix_state:+--bind="$nix_state/state/db:/nix/var/nix/db"} \
 		-b -- systemd.firstboot=off systemd.unit=multi-user.target
 }
 
@@ -194,6 +216,7 @@ boot() {
 	state=
 	: >"$log"
 	make_cgroups || say "no cgroups of its own for $machine; it shares systemd-nspawn's"
+	copy_nix_db || { state="cannot copy the machine's Nix database"; return 1; }
 	nspawn_in_cgroups >"$log" 2>&1 </dev/null &
 	nspawn_pid=$!
 
@@ -211,7 +234,7 @@ boot() {
 # cgroups). False if it needed SIGKILL or left anything behind.
 poweroff_host() {
 	local deadline=$((SECONDS + 30)) clean=0 pid
-	[ -n "$nspawn_pid" ] || return 0
+	[ -n "$nspawn_pid" ] || { remove_nix_db; return 0; }
 	while kill -0 "$nspawn_pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
 		# Not SIGTERM to nspawn: a second one kills nspawn at once and leaves the host's
 		# systemd running. A signal that reaches systemd before it has installed its
@@ -235,6 +258,7 @@ poweroff_host() {
 	# A killed nspawn leaves its (empty) directory for machinectl bind behind.
 	rmdir "/run/systemd/nspawn/propagate/$machine" 2>/dev/null || true
 	remove_cgroups || clean=1
+	remove_nix_db
 	return $clean
 }
 
@@ -253,6 +277,7 @@ shutdown_host() {
 		wait "$cmd_pid" 2>/dev/null
 	fi
 	poweroff_host || show_log
+	remove_nix_db
 	rm -f "$log"
 	exit "$status"
 }
