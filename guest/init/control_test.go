@@ -182,7 +182,7 @@ func TestReloadReportsFailure(t *testing.T) {
 	g, _ := newTestGuest(t)
 	stc := filepath.Join(g.profile, "bin", "switch-to-configuration")
 	must(t, os.MkdirAll(filepath.Dir(stc), 0o755))
-	must(t, os.WriteFile(stc, []byte("#!/bin/sh\necho \"cannot $1 today\" >&2\nexit 3\n"), 0o755))
+	writeExecutable(t, stc, []byte("#!/bin/sh\necho \"cannot $1 today\" >&2\nexit 3\n"), 0o755)
 	socket := serveControl(t, g)
 
 	answer, err := request(socket, "reload", 10*time.Second)

@@ -129,7 +129,7 @@ func TestBusyboxSuInLaidOutRoot(t *testing.T) {
 	store := filepath.Join(root, "nix/store/y-busybox")
 	data, err := os.ReadFile(busybox)
 	must(t, err)
-	must(t, os.WriteFile(store, data, 0o555))
+	writeExecutable(t, store, data, 0o555)
 	applets, err := busyboxApplets(store)
 	must(t, err)
 	must(t, layOutBusybox(filepath.Join(system, "sw/bin"), store, applets))

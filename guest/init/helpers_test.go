@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -77,14 +78,30 @@ func writeSystem(t *testing.T, dir string, c testConfig) string {
 		}
 	}
 	for _, program := range []string{"sh", "env"} {
-		if err := os.WriteFile(filepath.Join(dir, "sw", "bin", program), nil, 0o755); err != nil {
-			t.Fatal(err)
-		}
+		writeExecutable(t, filepath.Join(dir, "sw", "bin", program), nil, 0o755)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), c.json(t), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// writeExecutable writes a program that the test (or the code under test) will
+// exec. os.WriteFile alone is not enough: its fd is close-on-exec, but while it
+// is open for writing any fork in another goroutine (a parallel test running a
+// command) copies it into the child, which holds it until its own execve. If
+// this test execs the file in that window, the kernel refuses with ETXTBSY
+// ("text file busy"): the inode is still open for writing in the child. Go's
+// os/exec holds syscall.ForkLock for writing while it forks, so holding it for
+// reading from open to close means no child is ever forked with this fd.
+func writeExecutable(t *testing.T, path string, data []byte, perm os.FileMode) {
+	t.Helper()
+	syscall.ForkLock.RLock()
+	err := os.WriteFile(path, data, perm)
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // hostnames records what init would have set with sethostname.

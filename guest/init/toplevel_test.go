@@ -154,7 +154,7 @@ func TestBuildToplevelRejectsABadBusybox(t *testing.T) {
 	configFile := filepath.Join(dir, ".attr-config")
 	must(t, os.WriteFile(configFile, testConfig{hostName: "foo"}.json(t), 0o644))
 	notELF := filepath.Join(dir, "busybox")
-	must(t, os.WriteFile(notELF, []byte("#!/bin/sh\necho sh\n"), 0o755))
+	writeExecutable(t, notELF, []byte("#!/bin/sh\necho sh\n"), 0o755)
 	for _, busybox := range []string{notELF, filepath.Join(dir, "missing")} {
 		env := map[string]string{
 			"out": filepath.Join(dir, "out"), "init": "/nix/store/xxx-init",
