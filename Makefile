@@ -36,7 +36,7 @@ INSTALLED := $(BINDIR)/nixcfs $(UNITDIR)/nixcfs.service $(MANDIR)/man1/nixcfs.1 
 	$(BASHCOMPDIR)/nixcfs $(ZSHCOMPDIR)/_nixcfs $(FISHCOMPDIR)/nixcfs.fish
 
 .PHONY: all deps build docs man completions guest test unit-test integration-test test-binaries bench demo \
-	clean fmt vet install uninstall prereqs-test prereqs-demo prereqs-bench FORCE
+	clean fmt vet install uninstall check-nix check-vendor-hash vendor-hash prereqs-test prereqs-demo prereqs-bench FORCE
 
 all: build
 
@@ -107,6 +107,19 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go') $$(find . -name '*.go' -newer go.mod -not -path './build/*'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
+# The Nix packaging, as far as this machine can check it without nixpkgs: every .nix
+# file parses, the NixOS module's unit is the unit file (packaging tests), and the
+# pinned vendorHash is the one go.mod and go.sum give.
+check-nix: check-vendor-hash
+	$(GO) test -count=1 -run 'Nix|Module' ./packaging
+
+check-vendor-hash:
+	packaging/vendor-hash.sh --check
+
+# The vendorHash for nix/package.nix after go.mod or go.sum changed.
+vendor-hash:
+	@packaging/vendor-hash.sh
+
 # Test binaries for the test host, which has no Go module cache or network.
 test-binaries: build docs
 	@mkdir -p $(BUILD)/tests
@@ -120,7 +133,7 @@ unit-test: build docs
 integration-test: test-binaries
 	testhost/run.sh testhost/integration.sh $(BUILD)/tests
 
-test: prereqs-test deps vet unit-test integration-test
+test: prereqs-test deps vet check-vendor-hash unit-test integration-test
 
 # Figures for speed and memory, on the real stack inside the test host.
 bench: prereqs-bench deps test-binaries
