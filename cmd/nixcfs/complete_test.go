@@ -44,7 +44,9 @@ func startShell(t *testing.T, dir string, argv ...string) *shellSession {
 	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", s.name).Run() })
 	// Keys typed before the shell is ready (a Ctrl-C while it reads its rc file) may
 	// end it.
-	s.waitUntil("the prompt", func(screen string) bool { return strings.Contains(screen, "$") })
+	if screen, ok := s.poll(15*time.Second, func(screen string) bool { return strings.Contains(screen, "$") }); !ok {
+		t.Fatalf("the shell never showed its prompt:\n%s", screen)
+	}
 	return s
 }
 
@@ -61,50 +63,53 @@ func (s *shellSession) screen() string {
 	return string(out)
 }
 
-// waitFor waits until the screen shows every one of want, and returns it.
-func (s *shellSession) waitFor(want ...string) string {
-	s.t.Helper()
-	return s.waitUntil(fmt.Sprintf("%q", want), func(screen string) bool {
-		for _, w := range want {
-			if !strings.Contains(screen, w) {
-				return false
-			}
+func hasAll(screen string, want []string) bool {
+	for _, w := range want {
+		if !strings.Contains(screen, w) {
+			return false
 		}
-		return true
-	})
+	}
+	return true
+}
+
+// poll waits up to timeout for a screen ok accepts, and returns the last screen.
+func (s *shellSession) poll(timeout time.Duration, ok func(screen string) bool) (string, bool) {
+	deadline := time.Now().Add(timeout)
+	for {
+		screen := s.screen()
+		if ok(screen) {
+			return screen, true
+		}
+		if time.Now().After(deadline) {
+			return screen, false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // clear cancels the line (and any completion still running, which a Ctrl-C may end
-// instead) until the screen holds only the prompt.
+// instead) until the screen holds only the prompt, and still does a moment later: a
+// shell redraws its line after a clear-screen.
 func (s *shellSession) clear() {
 	s.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		s.keys("C-c")
 		s.keys("C-l")
-		for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-			if strings.TrimSpace(s.screen()) == "$" {
+		var lone time.Time
+		for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			switch {
+			case strings.TrimSpace(s.screen()) != "$":
+				lone = time.Time{}
+			case lone.IsZero():
+				lone = time.Now()
+			case time.Since(lone) >= 300*time.Millisecond:
 				return
 			}
 		}
 		if time.Now().After(deadline) {
 			s.t.Fatalf("the screen never showed a lone prompt:\n%s", s.screen())
 		}
-	}
-}
-
-func (s *shellSession) waitUntil(what string, ok func(screen string) bool) string {
-	s.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		screen := s.screen()
-		if ok(screen) {
-			return screen
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("the screen never showed %s:\n%s", what, screen)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -116,18 +121,29 @@ func (s *shellSession) complete(line string, want ...string) string {
 	return s.completeAt(line, len(line), want...)
 }
 
-// completeAt is complete with the cursor moved back to column col of line.
+// completeAt is complete with the cursor moved back to column col of line. On a
+// loaded machine a keystroke may cross the shell's redraw, so a line whose
+// completion does not show is typed again, twice at most.
 func (s *shellSession) completeAt(line string, col int, want ...string) string {
 	s.t.Helper()
-	s.clear()
-	s.keys("-l", line)
-	for range len(line) - col {
-		s.keys("Left")
+	var screen string
+	for attempt := 1; attempt <= 3; attempt++ {
+		s.clear()
+		s.keys("-l", line)
+		for range len(line) - col {
+			s.keys("Left")
+		}
+		s.keys("Tab")
+		time.Sleep(200 * time.Millisecond)
+		s.keys("Tab")
+		var ok bool
+		if screen, ok = s.poll(10*time.Second, func(screen string) bool { return hasAll(screen, want) }); ok {
+			return screen
+		}
+		s.t.Logf("attempt %d: %q never showed %q:\n%s", attempt, line, want, screen)
 	}
-	s.keys("Tab")
-	time.Sleep(200 * time.Millisecond)
-	s.keys("Tab")
-	return s.waitFor(want...)
+	s.t.Fatalf("%q never completed to %q", line, want)
+	return screen
 }
 
 // completionFixture is a conf directory with two containers whose names share a
