@@ -222,7 +222,10 @@ func TestFishCompletion(t *testing.T) {
 	conf := filepath.Join(f.scripts, "config.fish")
 	os.WriteFile(conf, []byte(fmt.Sprintf("function fish_prompt; echo -n '$ '; end\nset -g fish_greeting\nset -x PATH %s $PATH\nset -p fish_complete_path %s\n",
 		f.bin, f.scripts)), 0o644)
-	s := startShell(t, f.mnt, "env", "TERM=xterm", "HOME="+f.scripts, "fish", "--no-config", "-i", "-C", "source "+conf)
+	// Fish keeps its runtime files in XDG_RUNTIME_DIR when that is private, else in /tmp.
+	runtime := t.TempDir()
+	os.Chmod(runtime, 0o700)
+	s := startShell(t, f.mnt, "env", "TERM=xterm", "HOME="+f.scripts, "XDG_RUNTIME_DIR="+runtime, "fish", "--no-config", "-i", "-C", "source "+conf)
 	f.check(t, s, false)
 }
 
