@@ -51,6 +51,16 @@ func fileMode(mode uint32) uint32 {
 	return mode
 }
 
+// FileNames are the names of a container directory's own entries, in the order ls
+// shows them (config.nix.rejected only exists after a switch of generation kept one).
+func FileNames() []string {
+	names := make([]string, 0, len(files))
+	for _, f := range files {
+		names = append(names, f.name)
+	}
+	return names
+}
+
 func isOwnFile(name string) bool {
 	if name == rejectedName || name == generationsDirName {
 		return true

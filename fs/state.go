@@ -22,8 +22,12 @@ func newStateFile(c *containerRef) *stateFile {
 	return n
 }
 
-// actions are the words a writer may use. Each is idempotent, as it must be: Go
-// clients retry writes that return EINTR.
+// StateWords are the words a container's state file takes, in the order its
+// documentation gives them; the command line's completions offer them.
+func StateWords() []string { return []string{"start", "stop", "restart", "reload", "terminate"} }
+
+// actions are the words a writer may use (StateWords). Each is idempotent, as it must
+// be: Go clients retry writes that return EINTR.
 func (n *stateFile) actions() map[string]func(context.Context, string) error {
 	b := n.c.b
 	return map[string]func(context.Context, string) error{

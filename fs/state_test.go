@@ -149,3 +149,18 @@ func TestStopWhileStartWaits(t *testing.T) {
 		t.Errorf("state %s after the stop", st)
 	}
 }
+
+// Every state word acts: StateWords, which the command line completes, is what the
+// state file takes.
+func TestStateWordsAct(t *testing.T) {
+	n := newStateFile(&containerRef{b: newFakeBackend(t), name: "web"})
+	acts := n.actions()
+	if len(acts) != len(StateWords()) {
+		t.Errorf("the state file takes %d words, StateWords has %d", len(acts), len(StateWords()))
+	}
+	for _, w := range StateWords() {
+		if acts[w] == nil {
+			t.Errorf("%s does not act", w)
+		}
+	}
+}

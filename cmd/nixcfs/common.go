@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -11,8 +9,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
-
 	"github.com/rs/zerolog"
+	"github.com/spf13/pflag"
 
 	"nixcfs/ops"
 )
@@ -26,12 +24,23 @@ type layoutFlags struct {
 	gcrootDir  string
 }
 
-func (lf *layoutFlags) register(fs *flag.FlagSet) {
+func (lf *layoutFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&lf.layout, "layout", "auto", "state layout: auto, new (/etc/nixos-containers) or old (/etc/containers)")
 	fs.StringVar(&lf.confDir, "conf-dir", "", "directory of NAME.conf files (overrides --layout)")
 	fs.StringVar(&lf.stateDir, "state-dir", "", "directory of the containers' root trees (overrides --layout)")
 	fs.StringVar(&lf.profileDir, "profile-dir", "", "per-container profile directory")
 	fs.StringVar(&lf.gcrootDir, "gcroot-dir", "", "per-container gc-root directory")
+	markCommon(fs, "layout", "conf-dir", "state-dir", "profile-dir", "gcroot-dir")
+}
+
+// commonFlag marks the flags every verb that opens the containers takes, which the
+// man page lists once.
+const commonFlag = "nixcfs-common"
+
+func markCommon(fs *pflag.FlagSet, names ...string) {
+	for _, n := range names {
+		fs.SetAnnotation(n, commonFlag, []string{"true"})
+	}
 }
 
 func (lf *layoutFlags) resolve() (ops.Layout, error) {
@@ -62,16 +71,24 @@ type managerFlags struct {
 	layoutFlags
 	nixosPath string
 	logLevel  string
+	flags     *pflag.FlagSet
 }
 
-func (mf *managerFlags) register(fs *flag.FlagSet) {
+func (mf *managerFlags) register(fs *pflag.FlagSet) {
 	mf.layoutFlags.register(fs)
-	fs.StringVar(&mf.nixosPath, "nixos-path", envOr("NIXCFS_NIXOS_PATH", ops.DefaultNixOSPath), "NixOS entry point for builds ($NIXCFS_NIXOS_PATH)")
+	fs.StringVar(&mf.nixosPath, "nixos-path", ops.DefaultNixOSPath, "NixOS entry point for builds ($NIXCFS_NIXOS_PATH)")
 	fs.StringVar(&mf.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	markCommon(fs, "nixos-path", "log-level")
+	mf.flags = fs
 }
 
 // open starts a manager with this verb's flags, logging as daemonLogger does.
 func (mf *managerFlags) open(ctx context.Context, replaceTemplate bool) (*ops.Manager, zerolog.Logger, error) {
+	// The environment is read here, not when the flag is defined, so that help and the
+	// man page show the same default everywhere.
+	if !mf.flags.Changed("nixos-path") {
+		mf.nixosPath = envOr("NIXCFS_NIXOS_PATH", mf.nixosPath)
+	}
 	l, err := mf.resolve()
 	if err != nil {
 		return nil, zerolog.Logger{}, err
@@ -107,8 +124,8 @@ func envOr(key, def string) string {
 	return def
 }
 
-// interruptible is a context that ends on SIGINT or SIGTERM.
-func interruptible() (context.Context, context.CancelFunc) {
+// signalContext is a context that ends on SIGINT or SIGTERM.
+func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
@@ -118,51 +135,14 @@ func fail(format string, a ...any) int {
 	return 1
 }
 
-// parseInterspersed parses flags before and after positional arguments, as
-// nixos-container's gnu_getopt does (`create foo --config ...`). After "--" everything
-// is positional.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
-	}
-}
-
-// parseArgs parses flags anywhere among the arguments and returns the positional ones.
-// exit is the status to leave with when parsing ended the verb (--help: 0, error: 1).
-func parseArgs(fs *flag.FlagSet, args []string) (pos []string, exit int, ok bool) {
-	pos, err := parseInterspersed(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil, 0, false
-	}
-	if err != nil {
-		return nil, 1, false
-	}
-	return pos, 0, true
-}
-
-// oneName parses flags and expects exactly one NAME.
-func oneName(fs *flag.FlagSet, args []string) (string, int, bool) {
-	pos, exit, ok := parseArgs(fs, args)
-	if !ok {
-		return "", exit, false
-	}
+// oneName expects exactly one NAME among a verb's arguments.
+func oneName(verb string, pos []string) (string, int, bool) {
 	if len(pos) == 0 {
 		fmt.Fprintf(os.Stderr, "nixcfs: no container name specified\n")
 		return "", 1, false
 	}
 	if len(pos) > 1 {
-		fmt.Fprintf(os.Stderr, "nixcfs: %s takes one container name, not %q\n", fs.Name(), pos)
+		fmt.Fprintf(os.Stderr, "nixcfs: %s takes one container name, not %q\n", verb, pos)
 		return "", 1, false
 	}
 	return pos[0], 0, true

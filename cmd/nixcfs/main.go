@@ -1,11 +1,17 @@
 // Command nixcfs manages NixOS containers: `nixcfs mount` serves them as a filesystem,
 // the other verbs are nixos-container's command line, on the same files.
+//
+// The command line is a cobra tree (command.go), so that completions and the man page
+// come from the same definition as the parsing.
 package main
 
 import (
-	"flag"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
 
 	"nixcfs/ops/nsenter"
 )
@@ -14,78 +20,77 @@ import (
 // a command inside a container (run, root-login, login).
 var _ = nsenter.Exec
 
-type verb struct {
-	name    string
-	args    string
-	summary string
-	run     func(v verb, args []string) int
-	hidden  bool
-}
-
-func verbs() []verb {
-	return []verb{
-		{name: "mount", args: "[flags] [MOUNTPOINT]", summary: "serve the containers as a filesystem (default /mnt/nixc)", run: cmdMount},
-		{name: "list", args: "[--json]", summary: "list the containers", run: cmdList},
-		{name: "create", args: "NAME [flags]", summary: "create a container and build its system; prints its addresses on stderr", run: cmdCreate},
-		{name: "destroy", args: "NAME", summary: "stop a container if it runs, and remove it with its files", run: cmdDestroy},
-		{name: "start", args: "NAME", summary: "start a container; returns once it is up", run: unitVerb},
-		{name: "stop", args: "NAME", summary: "stop a container; returns once it is down", run: unitVerb},
-		{name: "terminate", args: "NAME", summary: "kill every process of a container at once", run: unitVerb},
-		{name: "restart", args: "NAME", summary: "stop and start a container", run: unitVerb},
-		{name: "status", args: "NAME [--json]", summary: "print up, down, or gone", run: cmdStatus},
-		{name: "update", args: "NAME [--config TEXT | --config-file FILE] [--nixos-path P]", summary: "rebuild a container's system and switch a running container to it", run: cmdUpdate},
-		{name: "show-ip", args: "NAME", summary: "print the container's IPv4 address", run: cmdShowIP},
-		{name: "ports", args: "NAME [--json] [--set FORWARDS]", summary: "print a container's port forwards, one per line, or replace them (--set)", run: cmdPorts},
-		{name: "show-host-key", args: "NAME", summary: "print the container's SSH host key", run: cmdShowHostKey},
-		{name: "login", args: "NAME", summary: "log in to the container (its login prompt)", run: cmdLogin},
-		{name: "root-login", args: "NAME", summary: "a root shell inside the container on this terminal", run: cmdLogin},
-		{name: "run", args: "NAME -- COMMAND...", summary: "run a command inside the container as root; its exit status is returned", run: cmdRun},
-		{name: "unit", args: "prestart|start|reload|poststop NAME", summary: "steps of nixcfs's container@.service template", run: cmdUnit, hidden: true},
-	}
-}
-
-func usage() {
-	fmt.Fprintf(os.Stderr, `Usage: nixcfs VERB [flags] [NAME]
-
-nixcfs manages NixOS containers on the files nixos-container uses. "nixcfs mount"
-serves them as a filesystem; the other verbs are nixos-container's command line and
-need no daemon or mount.
-
-Verbs:
-`)
-	for _, v := range verbs() {
-		if !v.hidden {
-			fmt.Fprintf(os.Stderr, "  %-14s %s\n", v.name, v.summary)
-		}
-	}
-	fmt.Fprintf(os.Stderr, "\n\"nixcfs VERB --help\" tells more.\n")
-}
-
-// flagSet is a verb's flags, with a --help that shows the verb's usage.
-func (v verb) flagSet() *flag.FlagSet {
-	fs := flag.NewFlagSet(v.name, flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: nixcfs %s %s\n\n%s.\n\nFlags:\n", v.name, v.args, v.summary)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-		os.Exit(1)
+	os.Exit(run(os.Args[1:]))
+}
+
+// run runs the command line args and returns the exit status.
+func run(args []string) int {
+	root := newRoot()
+	if len(args) == 0 {
+		rootUsage(root)
+		return 1
 	}
-	switch os.Args[1] {
+	switch args[0] {
 	case "-h", "-help", "--help", "help":
-		usage()
-		os.Exit(0)
+		rootUsage(root)
+		return 0
 	}
-	for _, v := range verbs() {
-		if v.name == os.Args[1] {
-			os.Exit(v.run(v, os.Args[2:]))
+	verb := findVerb(root, args[0])
+	if verb == nil && args[0] != "--version" && !strings.HasPrefix(args[0], cobra.ShellCompRequestCmd) {
+		return fail("unknown action ‘%s’", args[0])
+	}
+	if verb != nil {
+		args = append(args[:1:1], goFlagStyle(verb, args[1:])...)
+	}
+	root.SetArgs(args)
+	err := root.Execute()
+	var status exitStatus
+	switch {
+	case errors.As(err, &status):
+		return int(status)
+	case err != nil:
+		return fail("%v", err)
+	}
+	return 0
+}
+
+// exitStatus ends a verb with this status; its message, if any, is already printed.
+type exitStatus int
+
+func (s exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(s)) }
+
+// exitWith turns a verb's exit status into what cobra's RunE returns.
+func exitWith(status int) error {
+	if status == 0 {
+		return nil
+	}
+	return exitStatus(status)
+}
+
+func findVerb(root *cobra.Command, name string) *cobra.Command {
+	for _, c := range root.Commands() {
+		if c.Name() == name {
+			return c
 		}
 	}
-	fmt.Fprintf(os.Stderr, "nixcfs: unknown action ‘%s’\n", os.Args[1])
-	os.Exit(1)
+	return nil
+}
+
+// goFlagStyle rewrites -flag and -flag=value, which nixcfs has always accepted (Go's
+// flag package), to the --flag that cobra parses. Only names of the verb's own long
+// flags are rewritten, and nothing after "--".
+func goFlagStyle(verb *cobra.Command, args []string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "=")
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' && len(name) > 1 && verb.Flags().Lookup(name) != nil {
+			a = "-" + a
+		}
+		out = append(out, a)
+	}
+	return out
 }

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
 	nixfs "nixcfs/fs"
@@ -15,9 +17,9 @@ import (
 
 const defaultMountpoint = "/mnt/nixc"
 
-const mountHelp = `Usage: nixcfs mount [flags] [MOUNTPOINT]
-
-Serves the host's NixOS containers as a filesystem at MOUNTPOINT (default %s),
+// mountLong is mount's help, between its usage line and its flags, and its part of
+// the man page.
+const mountLong = `Serves the host's NixOS containers as a filesystem at MOUNTPOINT (default ` + defaultMountpoint + `),
 until SIGINT or SIGTERM, which unmount it. Each container is a directory:
 
   mkdir MNT/foo                     create foo and build its system in the background
@@ -33,50 +35,69 @@ It works on nixos-container's own files, so both tools drive the same containers
 Containers with AUTO_START=1 (create --auto-start, or "echo 1 > MNT/foo/autostart") are
 started when the mount starts, so that a boot-time nixcfs unit brings them up.
 
-The mount point must be an existing directory that is not already a mount. Mounting
-needs /dev/fuse and root. Only root may write; with --allow-other other users may
-read. Under systemd use Type=notify: READY=1 is sent once the filesystem is mounted.
-Logs go to stderr: readable lines on a terminal, JSON lines otherwise (journald).
-
-Flags:
+The mount point must be an existing directory (--mkdir makes it) that is not already
+a mount. Mounting needs /dev/fuse, root and systemd as PID 1. Only root may write;
+with --allow-other other users may read. Under systemd use Type=notify: READY=1 is
+sent once the filesystem is mounted. Logs go to stderr: readable lines on a
+terminal, JSON lines otherwise (journald).
 `
 
-// cmdMount serves the containers at a mount point until a signal or an outside
-// umount ends it.
-func cmdMount(v verb, args []string) int {
+func mountCmd() *cobra.Command {
 	var mf managerFlags
-	var allowOther, debug bool
-	fs := v.flagSet()
+	var allowOther, debug, mkdir bool
+	c := newVerb("mount", "[flags] [MOUNTPOINT]", "serve the containers as a filesystem (default "+defaultMountpoint+")", func(c *cobra.Command, args []string) int {
+		return cmdMount(&mf, args, mountOptions{allowOther: allowOther, debug: debug, mkdir: mkdir})
+	})
+	c.Long = mountLong
+	fs := c.Flags()
 	mf.register(fs)
 	fs.BoolVar(&allowOther, "allow-other", false, "let other users read the files (never write them)")
 	fs.BoolVar(&debug, "debug-fuse", false, "log every FUSE request")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), mountHelp, defaultMountpoint)
-		fs.PrintDefaults()
+	fs.BoolVar(&mkdir, "mkdir", false, "create the mount point (and its parents) if it does not exist, as mount --mkdir does")
+	c.ValidArgsFunction = func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		return nil, cobra.ShellCompDirectiveFilterDirs
 	}
-	pos, exit, ok := parseArgs(fs, args)
-	if !ok {
-		return exit
-	}
+	registerFlagCompletions(c)
+	return c
+}
+
+type mountOptions struct{ allowOther, debug, mkdir bool }
+
+// cmdMount serves the containers at a mount point until a signal or an outside
+// umount ends it.
+func cmdMount(mf *managerFlags, pos []string, o mountOptions) int {
 	if len(pos) > 1 {
 		return fail("mount takes one mount point, not %q", pos)
+	}
+	// Before anything is made on disk: without systemd nothing here can work.
+	if err := systemdBooted(); err != nil {
+		return fail("%v", err)
 	}
 	mountpoint := defaultMountpoint
 	if len(pos) == 1 {
 		mountpoint = pos[0]
 	}
+	if o.mkdir {
+		// A failure that leaves something in the way (a dead mount, a file) is
+		// explained by usableMountpoint.
+		if err := os.MkdirAll(mountpoint, 0o755); err != nil {
+			if _, serr := os.Stat(mountpoint); errors.Is(serr, os.ErrNotExist) {
+				return fail("mount point: %v", err)
+			}
+		}
+	}
 	mountpoint, err := usableMountpoint(mountpoint)
 	if err != nil {
 		return fail("%v", err)
 	}
-	ctx, stop := interruptible()
+	ctx, stop := signalContext()
 	defer stop()
 	m, log, err := mf.open(ctx, true)
 	if err != nil {
 		return fail("%v", err)
 	}
 	defer m.Close()
-	server, err := nixfs.Mount(mountpoint, m, nixfs.Options{AllowOther: allowOther, Debug: debug, Log: log})
+	server, err := nixfs.Mount(mountpoint, m, nixfs.Options{AllowOther: o.allowOther, Debug: o.debug, Log: log})
 	if err != nil {
 		return fail("mount %s: %v", mountpoint, err)
 	}
@@ -150,4 +171,18 @@ func usableMountpoint(path string) (string, error) {
 		return "", fmt.Errorf("%s is busy: a %s filesystem is already mounted there (another nixcfs mount?)", abs, fstype)
 	}
 	return abs, nil
+}
+
+// systemdBooted says why nixcfs cannot run containers on a host whose PID 1 is not
+// systemd (the test of sd_booted(3)), and what to do instead.
+func systemdBooted() error {
+	if fi, err := os.Stat("/run/systemd/system"); err == nil && fi.IsDir() {
+		return nil
+	}
+	pid1 := "not systemd"
+	if comm, err := os.ReadFile("/proc/1/comm"); err == nil {
+		pid1 = strings.TrimSpace(string(comm))
+	}
+	return fmt.Errorf("systemd is not running as PID 1 on this host (PID 1 is %s): nixcfs runs each container as a systemd unit. "+
+		"To try nixcfs here, \"make demo\" in its source tree boots a disposable systemd host and mounts inside it", pid1)
 }

@@ -1,8 +1,10 @@
 package main
 
 import (
-	"flag"
 	"fmt"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"nixcfs/ops"
 )
@@ -13,7 +15,7 @@ type portsFlags struct {
 	set    *string // nil: not given; "" clears
 }
 
-func (pf *portsFlags) register(fs *flag.FlagSet) {
+func (pf *portsFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&pf.asJSON, "json", false, "print JSON for scripts")
 	fs.Func("set", "replace the forwards: `FORWARDS` as --port and HOST_PORT take them, [tcp:|udp:]HOSTPORT[:GUESTPORT] separated by commas; '' clears them (the container must be stopped; they take effect at its next start)", func(v string) error {
 		pf.set = &v
@@ -21,15 +23,15 @@ func (pf *portsFlags) register(fs *flag.FlagSet) {
 	})
 }
 
-// cmdPorts shows a container's port forwards (HOST_PORT), one per line, or replaces
+// portsCmd shows a container's port forwards (HOST_PORT), one per line, or replaces
 // them.
-func cmdPorts(v verb, args []string) int {
+func portsCmd() *cobra.Command {
 	var pf portsFlags
-	s, exit, ok := open(v, args, existingName, pf.register)
-	if !ok {
-		return exit
-	}
-	defer s.close()
+	return sessionVerb("ports", "NAME [--json] [--set FORWARDS]", "print a container's port forwards, one per line, or replace them (--set)",
+		existingName, pf.register, func(c *cobra.Command, s *session) int { return showPorts(s, &pf) })
+}
+
+func showPorts(s *session, pf *portsFlags) int {
 	if pf.set != nil {
 		if err := s.m.SetPorts(s.ctx, s.name, ops.SplitHostPort(*pf.set)); err != nil {
 			return fail("failed to set port forwards: %v", err)

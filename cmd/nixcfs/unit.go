@@ -6,21 +6,30 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/spf13/cobra"
+
 	"nixcfs/ops"
 	"nixcfs/ops/unitstep"
 )
 
+func unitCmd() *cobra.Command {
+	var lf layoutFlags
+	c := newVerb("unit", "prestart|start|reload|poststop NAME", "steps of nixcfs's container@.service template", func(c *cobra.Command, args []string) int {
+		return cmdUnit(&lf, args)
+	})
+	c.Hidden = true
+	lf.register(c.Flags())
+	return c
+}
+
 // cmdUnit runs one step of nixcfs's container@.service template:
 // `nixcfs unit prestart|start|reload|poststop [layout flags] NAME`.
-func cmdUnit(v verb, args []string) int {
+func cmdUnit(lf *layoutFlags, args []string) int {
 	if len(args) < 1 {
 		return fail("unit: expected prestart, start, reload or poststop")
 	}
 	step := args[0]
-	var lf layoutFlags
-	fs := v.flagSet()
-	lf.register(fs)
-	name, exit, ok := oneName(fs, args[1:])
+	name, exit, ok := oneName("unit", args[1:])
 	if !ok {
 		return exit
 	}
