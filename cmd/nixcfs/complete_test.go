@@ -244,4 +244,3 @@ func TestContainerNames(t *testing.T) {
 		t.Errorf("names starting with a: %q", got)
 	}
 }
-
