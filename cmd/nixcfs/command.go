@@ -47,6 +47,8 @@ func newRoot() *cobra.Command {
 		unitVerbCmd("restart", "stop and start a container"),
 		statusCmd(),
 		updateCmd(),
+		generationsCmd(),
+		rollbackCmd(),
 		showIPCmd(),
 		portsCmd(),
 		showHostKeyCmd(),
