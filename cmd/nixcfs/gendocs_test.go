@@ -104,3 +104,26 @@ func TestCompletionFilesAreTheCommands(t *testing.T) {
 		}
 	}
 }
+
+// docs/cli.md names every verb and every flag the command line has, so that it
+// cannot fall behind the command's definition.
+func TestCLIPageHasEveryVerbAndFlag(t *testing.T) {
+	page, err := os.ReadFile(filepath.Join("..", "..", "docs", "cli.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(page)
+	for _, c := range newRoot().Commands() {
+		if c.Hidden {
+			continue
+		}
+		if !strings.Contains(doc, "`nixcfs "+c.Name()+" ") {
+			t.Errorf("docs/cli.md has no heading for %s", c.Name())
+		}
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			if !strings.Contains(doc, "`--"+f.Name) {
+				t.Errorf("docs/cli.md does not name %s --%s", c.Name(), f.Name)
+			}
+		})
+	}
+}
