@@ -135,19 +135,35 @@ func journalctl(ctx context.Context, unit string, extra ...string) *exec.Cmd {
 	return cmd
 }
 
+// stepErrorWait bounds how long stepError waits for journald to file the lines a step
+// wrote just before it exited.
+const stepErrorWait = time.Second
+
 // stepError is the last error a step of nixcfs's unit template logged for the unit
-// since then ("nixcfs: prestart NAME: ..."), which says more than systemd's result; ""
-// for none.
+// since then ("nixcfs: prestart NAME: ..."), which says more than systemd's result;
+// else the last line the unit's own processes logged (nspawn's "Failed to read machine
+// ID from container image"); "" for none. journald files a line a moment after a step
+// wrote it, so it asks again for a short while.
 func stepError(ctx context.Context, unit string, since time.Time) string {
-	out, err := journalctl(ctx, unit, "-n", "30", "-o", "cat", fmt.Sprintf("--since=@%d", since.Unix())).Output()
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if msg, ok := strings.CutPrefix(lines[i], "nixcfs: "); ok {
-			return msg
+	ctx, cancel := context.WithTimeout(ctx, stepErrorWait)
+	defer cancel()
+	for {
+		// The unit's own processes only (_SYSTEMD_UNIT), not systemd's lines about it.
+		out, _ := journalctl(ctx, unit, "_SYSTEMD_UNIT="+unit, "-n", "30", "-o", "cat",
+			fmt.Sprintf("--since=@%d.%06d", since.Unix(), since.Nanosecond()/1000)).Output()
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		for i := len(lines) - 1; i >= 0; i-- {
+			if msg, ok := strings.CutPrefix(lines[i], "nixcfs: "); ok {
+				return msg
+			}
+		}
+		if last := strings.TrimSpace(lines[len(lines)-1]); last != "" {
+			return last
+		}
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return ""
 }

@@ -204,7 +204,12 @@ func (m *Manager) reload(ctx context.Context, name string) error {
 }
 
 func (m *Manager) reloadUnit(ctx context.Context, name string) error {
+	began := time.Now()
 	if err := m.sup.reload(ctx, UnitName(name)); err != nil {
+		// The step says why: a guest's control socket that leads out of its tree.
+		if step := stepError(m.ctx, UnitName(name), began); step != "" {
+			return fmt.Errorf("reload %s: %w: %s (see log)", name, err, step)
+		}
 		return fmt.Errorf("reload %s: %w (see log)", name, err)
 	}
 	return nil
