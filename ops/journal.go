@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -65,10 +66,23 @@ func (j *journalCopy) Refresh(ctx context.Context) error {
 	if j.closed {
 		return os.ErrClosed
 	}
-	cmd := journalctl(ctx, j.unit, "--cursor-file="+filepath.Join(j.dir, "cursor"))
+	cursor := filepath.Join(j.dir, "cursor")
+	cmd := journalctl(ctx, j.unit, "--cursor-file="+cursor)
 	cmd.Stdout = &fileAppender{f: j.f, off: &j.size}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	before := j.size
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("journalctl -u %s: %w", j.unit, err)
+		// With --cursor-file, journalctl fails, silently, when the unit has never
+		// logged anything (there is no cursor to save): an empty journal, as that of a
+		// container never started.
+		_, cursorErr := os.Stat(cursor)
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && exit.ExitCode() == 1 && j.size == before && stderr.Len() == 0 &&
+			errors.Is(cursorErr, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("journalctl -u %s: %w: %s", j.unit, err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
 }
