@@ -5,6 +5,8 @@ import (
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
+
+	"nixcfs/ops"
 )
 
 // addressFile is NAME/address (the container's IPv4 address) or NAME/host-address
@@ -38,6 +40,11 @@ func (n *addressFile) Write(ctx context.Context, f gofs.FileHandle, data []byte,
 	addr, ok := writtenValue(data)
 	if !ok {
 		return 0, n.c.refuse(n.name, data, notOneValue)
+	}
+	// What no container may have is refused here, where the file is known; what
+	// depends on the others (in use, running) is ops's to say.
+	if err := ops.ValidateAddress(addr); err != nil {
+		return 0, n.c.refuse(n.name, data, err.Error())
 	}
 	hostAddr, localAddr := "", addr
 	if n.host {

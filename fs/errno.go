@@ -50,16 +50,12 @@ func errnoOf(err error) syscall.Errno {
 	return syscall.EIO
 }
 
-// interruptible runs op to its end, but returns EINTR as soon as the FUSE request is
-// interrupted (Ctrl-C on the writer): the operation goes on and status shows how it
-// ends. op never sees the request's cancellation, so an interrupted start still starts.
+// detached runs op to its end, but returns EINTR as soon as the FUSE request is
+// interrupted by a signal meant to stop the writer (Ctrl-C, kill; not a SIGCHLD: see
+// waitInterruptible): the operation goes on and status shows how it ends. op never
+// sees the request's cancellation, so an interrupted start still starts.
 func detached(ctx context.Context, op func(context.Context) error) error {
 	done := make(chan error, 1)
 	go func() { done <- op(context.WithoutCancel(ctx)) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return context.Canceled
-	}
+	return waitInterruptible(ctx, done)
 }

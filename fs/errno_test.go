@@ -64,3 +64,30 @@ func TestDetachedReturnsAtInterruptAndLetsTheOperationEnd(t *testing.T) {
 		t.Errorf("the operation saw %v", err)
 	}
 }
+
+func TestPendingSignalCounts(t *testing.T) {
+	status := func(sigPnd, shdPnd, sigBlk string) string {
+		return "Name:\tbash\nState:\tS (sleeping)\nSigQ:\t0/63704\nSigPnd:\t" + sigPnd +
+			"\nShdPnd:\t" + shdPnd + "\nSigBlk:\t" + sigBlk + "\nSigIgn:\t0000000000000004\nSigCgt:\t000000004b817efb\n"
+	}
+	for _, tc := range []struct {
+		what   string
+		status string
+		want   bool
+	}{
+		{"SIGCHLD (a background job ended)", status("0000000000000000", "0000000000010000", "0000000000000000"), false},
+		{"SIGURG (Go's preemption)", status("0000000000400000", "0000000000000000", "0000000000000000"), false},
+		{"SIGWINCH", status("0000000000000000", "0000000008000000", "0000000000000000"), false},
+		{"SIGINT (Ctrl-C)", status("0000000000000000", "0000000000000002", "0000000000000000"), true},
+		{"SIGINT with SIGCHLD", status("0000000000000000", "0000000000010002", "0000000000000000"), true},
+		{"SIGALRM to the thread", status("0000000000002000", "0000000000000000", "0000000000000000"), true},
+		{"SIGINT blocked", status("0000000000000000", "0000000000000002", "0000000000000002"), false},
+		{"SIGKILL", status("0000000000000000", "0000000000000100", "fffffffffffffeff"), true},
+		{"nothing pending", status("0000000000000000", "0000000000000000", "0000000000000000"), false},
+		{"unreadable", "Name:\tbash\n", true},
+	} {
+		if got := pendingSignalCounts(tc.status); got != tc.want {
+			t.Errorf("%s: pendingSignalCounts = %v, want %v", tc.what, got, tc.want)
+		}
+	}
+}

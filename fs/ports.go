@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
+
+	"nixcfs/ops"
 )
 
 // portsFile is NAME/ports: the container's port forwards, one per line, each
@@ -70,8 +72,14 @@ func (h *portsHandle) Write(ctx context.Context, data []byte, off int64) (uint32
 		return 0, h.refused
 	}
 	text := append(h.written, data...)
-	complete := text[:strings.LastIndexByte(string(text), '\n')+1]
-	if errno := errnoOf(h.c.b.CheckPorts(h.c.name, forwardLines(string(complete)))); errno != 0 {
+	complete := forwardLines(string(text[:strings.LastIndexByte(string(text), '\n')+1]))
+	// A malformed or repeated forward is refused here, naming the file; a host port
+	// another container forwards, or a running container, is ops's to say.
+	if _, err := ops.ParsePortForwards(complete); err != nil {
+		h.refused = h.c.refuse("ports", data, err.Error())
+		return 0, h.refused
+	}
+	if errno := errnoOf(h.c.b.CheckPorts(h.c.name, complete)); errno != 0 {
 		h.refused = errno
 		return 0, errno
 	}

@@ -103,6 +103,11 @@ func TestAddressWrites(t *testing.T) {
 	}
 	failSh(t, mnt, `echo 10.233.2.2 > $MNT/web/address`, "Address already in use")
 	failSh(t, mnt, `echo 300.1.1.1 > $MNT/web/address`, "Invalid argument")
+	// The status names the file that refused the value.
+	failSh(t, mnt, `echo 127.0.0.1 > $MNT/web/host-address`, "Invalid argument")
+	if got := mustSh(t, mnt, `grep ^error $MNT/web/status`); !strings.HasPrefix(got, `error host-address: "127.0.0.1\n" refused: `) {
+		t.Errorf("status after a refused host-address: %q", got)
+	}
 	failSh(t, mnt, `echo 10.233.8.2 > $MNT/db/address`, "Device or resource busy")
 }
 

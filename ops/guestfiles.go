@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -67,17 +68,26 @@ func (l Layout) writeConfig(name string, text []byte) error {
 }
 
 // HostKey returns the container's SSH host key (nixos-container show-host-key): the
-// ed25519 key, else the ECDSA one.
+// ed25519 key, else the ECDSA one. A key that is there but refused (a symlink leading
+// out of the tree, a FIFO, too large) is that error, unless the other key is readable:
+// an error only of the last key tried would hide it behind "no such file".
 func (l Layout) HostKey(name string) ([]byte, error) {
 	var key []byte
 	err := l.inRoot(name, func(r *guestroot.Root) error {
-		var err error
+		var errs []error
 		for _, k := range []string{"etc/ssh/ssh_host_ed25519_key.pub", "etc/ssh/ssh_host_ecdsa_key.pub"} {
+			var err error
 			if key, err = r.ReadFile(k, maxSmallFile); err == nil {
 				return nil
 			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
 		}
-		return err
+		if len(errs) == 0 {
+			return fs.ErrNotExist
+		}
+		return errors.Join(errs...)
 	})
 	return key, err
 }

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -65,10 +66,23 @@ func (j *journalCopy) Refresh(ctx context.Context) error {
 	if j.closed {
 		return os.ErrClosed
 	}
-	cmd := journalctl(ctx, j.unit, "--cursor-file="+filepath.Join(j.dir, "cursor"))
+	cursor := filepath.Join(j.dir, "cursor")
+	cmd := journalctl(ctx, j.unit, "--cursor-file="+cursor)
 	cmd.Stdout = &fileAppender{f: j.f, off: &j.size}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	before := j.size
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("journalctl -u %s: %w", j.unit, err)
+		// With --cursor-file, journalctl fails, silently, when the unit has never
+		// logged anything (there is no cursor to save): an empty journal, as that of a
+		// container never started.
+		_, cursorErr := os.Stat(cursor)
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && exit.ExitCode() == 1 && j.size == before && stderr.Len() == 0 &&
+			errors.Is(cursorErr, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("journalctl -u %s: %w: %s", j.unit, err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
 }
@@ -135,19 +149,35 @@ func journalctl(ctx context.Context, unit string, extra ...string) *exec.Cmd {
 	return cmd
 }
 
+// stepErrorWait bounds how long stepError waits for journald to file the lines a step
+// wrote just before it exited.
+const stepErrorWait = time.Second
+
 // stepError is the last error a step of nixcfs's unit template logged for the unit
-// since then ("nixcfs: prestart NAME: ..."), which says more than systemd's result; ""
-// for none.
+// since then ("nixcfs: prestart NAME: ..."), which says more than systemd's result;
+// else the last line the unit's own processes logged (nspawn's "Failed to read machine
+// ID from container image"); "" for none. journald files a line a moment after a step
+// wrote it, so it asks again for a short while.
 func stepError(ctx context.Context, unit string, since time.Time) string {
-	out, err := journalctl(ctx, unit, "-n", "30", "-o", "cat", fmt.Sprintf("--since=@%d", since.Unix())).Output()
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if msg, ok := strings.CutPrefix(lines[i], "nixcfs: "); ok {
-			return msg
+	ctx, cancel := context.WithTimeout(ctx, stepErrorWait)
+	defer cancel()
+	for {
+		// The unit's own processes only (_SYSTEMD_UNIT), not systemd's lines about it.
+		out, _ := journalctl(ctx, unit, "_SYSTEMD_UNIT="+unit, "-n", "30", "-o", "cat",
+			fmt.Sprintf("--since=@%d.%06d", since.Unix(), since.Nanosecond()/1000)).Output()
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		for i := len(lines) - 1; i >= 0; i-- {
+			if msg, ok := strings.CutPrefix(lines[i], "nixcfs: "); ok {
+				return msg
+			}
+		}
+		if last := strings.TrimSpace(lines[len(lines)-1]); last != "" {
+			return last
+		}
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return ""
 }

@@ -179,7 +179,12 @@ func (m *Manager) stopWith(ctx context.Context, name, kind string, job func(cont
 	ctx, end := m.beginOp(ctx, c, kind)
 	defer end()
 	if err := job(ctx, UnitName(name)); err != nil {
-		return err
+		// systemd has nothing to kill in a unit that is down (or not loaded): the
+		// container is terminated already, as a stop of a stopped one is done. A word
+		// written to state must be idempotent.
+		if st, _ := m.State(name); kind != opTerminate || !st.Down() || ctx.Err() != nil {
+			return err
+		}
 	}
 	clearsError := kind == opStop
 	if clearsError {
@@ -204,7 +209,12 @@ func (m *Manager) reload(ctx context.Context, name string) error {
 }
 
 func (m *Manager) reloadUnit(ctx context.Context, name string) error {
+	began := time.Now()
 	if err := m.sup.reload(ctx, UnitName(name)); err != nil {
+		// The step says why: a guest's control socket that leads out of its tree.
+		if step := stepError(m.ctx, UnitName(name), began); step != "" {
+			return fmt.Errorf("reload %s: %w: %s (see log)", name, err, step)
+		}
 		return fmt.Errorf("reload %s: %w (see log)", name, err)
 	}
 	return nil

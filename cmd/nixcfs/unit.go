@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -61,7 +62,11 @@ func cmdUnit(lf *layoutFlags, args []string) int {
 		return fail("unit: unknown step %q", step)
 	}
 	if err != nil {
-		return fail("%s %s: %v", step, name, err)
+		// The steps name themselves in most of their errors ("prestart foo: ...").
+		if prefix := step + " " + name + ": "; !strings.HasPrefix(err.Error(), prefix) {
+			return fail("%s%v", prefix, err)
+		}
+		return fail("%v", err)
 	}
 	return 0
 }
