@@ -145,10 +145,20 @@ func (n *configFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, u
 		}
 	}
 	text, err := n.text()
+	if err != nil && writes(flags) && unreadable(err) {
+		// What the guest left there (a link out of its tree, a FIFO) is no text to keep:
+		// a writer replaces it.
+		text, err = nil, nil
+	}
 	if err != nil {
 		return nil, 0, errnoOf(err)
 	}
 	return n.newHandle(writes(flags), text), fuse.FOPEN_DIRECT_IO, 0
+}
+
+// unreadable tells the errors of a configuration.nix that is no readable text.
+func unreadable(err error) bool {
+	return errors.Is(err, ops.ErrEscape) || errors.Is(err, ops.ErrNotRegular) || errors.Is(err, ops.ErrTooLarge)
 }
 
 func (n *configFile) newHandle(write bool, text []byte) *configHandle {

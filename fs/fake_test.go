@@ -600,7 +600,7 @@ func (f *fakeBackend) SwitchGeneration(ctx context.Context, name string, n int) 
 	}
 	g := f.generationLocked(c, n)
 	if g == nil {
-		return fmt.Errorf("%w: %s has no generation %d", ops.ErrInvalid, name, n)
+		return fmt.Errorf("%w: generation %d: %s has no such generation", ops.ErrInvalid, n, name)
 	}
 	old, _ := os.ReadFile(f.configPath(name))
 	known := false
@@ -623,7 +623,7 @@ func (f *fakeBackend) DeleteGeneration(ctx context.Context, name string, n int) 
 	}
 	switch {
 	case f.generationLocked(c, n) == nil:
-		return fmt.Errorf("%w: %s has no generation %d", ops.ErrNotFound, name, n)
+		return fmt.Errorf("%w: generations/%d: %s has no such generation", ops.ErrNotFound, n, name)
 	case n == c.current:
 		return fmt.Errorf("%w: generation %d is current", ops.ErrBusy, n)
 	}

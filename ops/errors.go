@@ -10,7 +10,7 @@ var (
 	ErrNameTooLong   = errors.New("container name is too long (at most 11 characters, so ve-NAME fits an interface name)")
 	ErrInvalidName   = errors.New("invalid container name (allowed: letters, digits, '_' and '-')")
 	ErrNoAddress     = errors.New("out of IP addresses in 10.233.0.0/16")
-	ErrBusy          = errors.New("container is running")
+	ErrBusy          = errors.New("in use")
 	ErrDeclarative   = errors.New("declarative container (change it in the host's configuration.nix instead)")
 	ErrInvalid       = errors.New("invalid value")
 	ErrAddressInUse  = errors.New("address already used by another container")

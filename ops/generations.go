@@ -126,7 +126,7 @@ func (m *Manager) switchGeneration(ctx context.Context, name string, n int) erro
 		return err
 	}
 	if !m.l.hasGeneration(name, n) {
-		return fmt.Errorf("%w: %s has no generation %d", ErrInvalid, name, n)
+		return fmt.Errorf("%w: generation %d: %s has no such generation (see generations/)", ErrInvalid, n, name)
 	}
 	// Queued as a build: in order with the texts written before it.
 	c.textMu.Lock()
@@ -212,10 +212,10 @@ func (m *Manager) deleteGeneration(ctx context.Context, name string, n int) erro
 		return err
 	}
 	if !m.l.hasGeneration(name, n) {
-		return fmt.Errorf("%w: %s has no generation %d", ErrNotFound, name, n)
+		return fmt.Errorf("%w: generations/%d: %s has no such generation", ErrNotFound, n, name)
 	}
 	if _, cur := systemGeneration(m.l.SystemLink(name)); cur == n {
-		return fmt.Errorf("%w: generation %d is %s's current one", ErrBusy, n, name)
+		return fmt.Errorf("%w: generations/%d is %s's current generation; switch to another first", ErrBusy, n, name)
 	}
 	op, err := m.l.lockOp(ctx, name)
 	if err != nil {

@@ -127,9 +127,14 @@ func (m *Manager) Layout() Layout { return m.l }
 
 // noted records a failed operation's reason in the container's status, where a reader
 // of its files finds it, and returns err. A cancelled wait is no failure: the
-// operation goes on; nor is an operation overridden by a later one.
+// operation goes on; nor is an operation overridden by a later one, which the status
+// tells as news.
 func (m *Manager) noted(name string, err error) error {
-	if err != nil && !isCancel(err) && !errors.Is(err, ErrOverridden) {
+	switch {
+	case err == nil, isCancel(err):
+	case errors.Is(err, ErrOverridden):
+		m.reg.noteNotice(name, oneLine(err.Error()))
+	default:
 		m.reg.noteError(name, err)
 	}
 	return err
