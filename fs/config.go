@@ -111,8 +111,12 @@ func (n *configFile) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.Se
 		if h, ok := f.(*configHandle); ok {
 			h.buf = resize(h.buf, int(size))
 		} else {
+			// O_TRUNC of a new writer comes without its handle: the writers that have
+			// not written yet are truncated; one that wrote keeps its text.
 			for h := range n.writers {
-				h.buf = resize(h.buf, int(size))
+				if !h.wrote {
+					h.buf = resize(h.buf, int(size))
+				}
 			}
 		}
 		if !n.isConfig {

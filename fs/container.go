@@ -96,7 +96,7 @@ func (d *containerDir) Lookup(ctx context.Context, name string, out *fuse.EntryO
 		}
 	}
 	if name == generationsDirName {
-		return d.freshChild(ctx, name, &generationsDir{c: d.c}, syscall.S_IFDIR, out), 0
+		return d.freshChild(ctx, name, &generationsDir{c: d.c, inoSrc: d.inoSrc}, syscall.S_IFDIR, out), 0
 	}
 	if name == rejectedName && d.c.hasRejected() {
 		return d.freshChild(ctx, name, newRejectedFile(d.c), syscall.S_IFREG, out), 0

@@ -71,7 +71,8 @@ func (*generationsLink) Getattr(ctx context.Context, f gofs.FileHandle, out *fus
 // profile, by number. rmdir N deletes one; the current one is EBUSY.
 type generationsDir struct {
 	gofs.Inode
-	c *containerRef
+	c      *containerRef
+	inoSrc *inoSource
 }
 
 var _ = (gofs.NodeGetattrer)((*generationsDir)(nil))
@@ -121,7 +122,10 @@ func (d *generationsDir) Lookup(ctx context.Context, name string, out *fuse.Entr
 	if errno != 0 {
 		return nil, errno
 	}
-	ch := d.NewInode(ctx, &generationDir{c: d.c, g: g}, gofs.StableAttr{Mode: syscall.S_IFDIR})
+	// Each lookup is a new inode with the generation's own number, as the container's
+	// files are (freshAttr): find and cp -r compare a path's and an fd's st_ino.
+	node := &generationDir{c: d.c, g: g, inoSrc: d.inoSrc}
+	ch := d.NewInode(ctx, node, d.c.freshAttr(d.inoSrc, "generations/"+name, syscall.S_IFDIR))
 	entryOf(ctx, ch.Operations(), out)
 	out.SetEntryTimeout(freshInode)
 	return ch, 0
@@ -143,8 +147,9 @@ func (d *generationsDir) Rmdir(ctx context.Context, name string) syscall.Errno {
 // (when, ISO 8601) and, when nixcfs built it, `config.nix` (the text that did).
 type generationDir struct {
 	gofs.Inode
-	c *containerRef
-	g ops.Generation
+	c      *containerRef
+	g      ops.Generation
+	inoSrc *inoSource
 }
 
 var _ = (gofs.NodeGetattrer)((*generationDir)(nil))
@@ -192,9 +197,11 @@ func (d *generationDir) Lookup(ctx context.Context, name string, out *fuse.Entry
 	if name == configName {
 		mode = modeSecretRO
 	}
-	node := &valueFile{c: d.c, name: "generations/" + strconv.Itoa(d.g.Number) + "/" + name, mode: mode, value: value}
-	ch := d.NewInode(ctx, node, gofs.StableAttr{Mode: syscall.S_IFREG})
+	path := "generations/" + strconv.Itoa(d.g.Number) + "/" + name
+	node := &valueFile{c: d.c, name: path, mode: mode, value: value}
+	ch := d.NewInode(ctx, node, d.c.freshAttr(d.inoSrc, path, syscall.S_IFREG))
 	entryOf(ctx, node, out)
+	out.SetEntryTimeout(freshInode)
 	return ch, 0
 }
 

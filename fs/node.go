@@ -195,7 +195,7 @@ var _ = (gofs.NodeOpener)((*valueFile)(nil))
 
 func (n *valueFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if writes(flags) {
-		if n.mode == modeRO {
+		if n.mode&0o222 == 0 {
 			return nil, 0, syscall.EACCES
 		}
 		if errno := n.c.mayWrite(); errno != 0 {
@@ -217,7 +217,7 @@ func (n *valueFile) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.Set
 	_, mode := in.GetMode()
 	_, uid := in.GetUID()
 	_, gid := in.GetGID()
-	if mode || uid || gid || n.mode == modeRO {
+	if mode || uid || gid || n.mode&0o222 == 0 {
 		return syscall.EPERM
 	}
 	if size, ok := in.GetSize(); ok && size > 0 {

@@ -99,6 +99,9 @@ func (h *portsHandle) Flush(ctx context.Context) syscall.Errno {
 		return 0
 	}
 	h.dirty = false
+	if _, killed := killedCaller(ctx); killed {
+		return 0 // a writer killed half-way changes nothing
+	}
 	specs := forwardLines(string(h.written))
 	// It may wait for nixos-container's address lock, which also guards HOST_PORT.
 	return errnoOf(detached(ctx, func(ctx context.Context) error { return h.c.b.SetPorts(ctx, h.c.name, specs) }))

@@ -22,11 +22,12 @@ import (
 
 // buildRun is one build of a container's system.
 type buildRun struct {
-	ctx    context.Context // under the manager's: Close and Destroy cancel it
-	cancel context.CancelFunc
-	ticket uint64  // its place in the container's queue of builds
-	op     *opLock // the container's operation lock, when its creator holds it already
-	hash   string  // of the configuration text it builds; "" for none (a flake, a system)
+	ctx      context.Context // under the manager's: Close and Destroy cancel it
+	cancel   context.CancelFunc
+	ticket   uint64  // its place in the container's queue of builds
+	op       *opLock // the container's operation lock, when its creator holds it already
+	hash     string  // of the configuration text it builds; "" for none (a flake, a system)
+	switchTo int     // for a switch of generation, the generation
 	// Guarded by the registry's mu.
 	finished bool
 	err      error
@@ -55,11 +56,13 @@ func (m *Manager) runQueued(c *record, run *buildRun, build func(context.Context
 			switch {
 			case c.running == run: // begun by its creator
 				return true
-			case c.destroying:
-				gone = true
-				return true
 			case c.running != nil || c.served+1 != run.ticket:
 				return false
+			case c.destroying:
+				// Its turn is taken all the same: a destroy that fails leaves the
+				// queue to the builds after it.
+				c.served, gone = run.ticket, true
+				return true
 			}
 			m.beginLocked(c, run)
 			m.reg.publishLocked(c.name, EventConfig, BuildBuilding.String())
@@ -88,8 +91,15 @@ func (m *Manager) buildLocked(run *buildRun, name string, build func(context.Con
 		if op, err = m.l.lockOp(run.ctx, name); err != nil {
 			return err
 		}
-		_, gen := systemGeneration(m.l.SystemLink(name))
-		if err := op.mark(intentBuild, gen, run.hash); err != nil {
+		if _, err := os.Stat(m.l.ConfPath(name)); err != nil {
+			op.f.unlock() // destroyed by another process while this build waited
+			return fmt.Errorf("%w: %s", ErrNotFound, name)
+		}
+		kind, gen := intentBuild, 0
+		if _, gen = systemGeneration(m.l.SystemLink(name)); run.switchTo != 0 {
+			kind, gen = intentSwitch, run.switchTo
+		}
+		if err := op.mark(kind, gen, run.hash); err != nil {
 			op.done()
 			return err
 		}
@@ -115,6 +125,7 @@ func (m *Manager) finishBuild(c *record, run *buildRun, err error, took time.Dur
 	m.reg.mu.Lock()
 	defer m.reg.mu.Unlock()
 	run.finished, run.err = true, err
+	c.finished = max(c.finished, run.ticket)
 	m.reg.changed.Broadcast()
 	if c.running != run {
 		return // never ran: its container went, or the manager closed
@@ -132,12 +143,12 @@ func (m *Manager) finishBuild(c *record, run *buildRun, err error, took time.Dur
 		return
 	}
 	if err != nil {
-		c.build, c.lastErr = BuildFailed, reason
+		c.build, c.lastErr, c.buildErr = BuildFailed, reason, reason
 		m.log.Warn().Str("container", c.name).Dur("took", took).Str("error", reason).Msg("build failed")
 		m.reg.publishLocked(c.name, EventConfig, BuildFailed.String())
 		m.reg.publishLocked(c.name, EventError, reason)
 	} else {
-		c.build, c.lastErr = BuildBuilt, ""
+		c.build, c.lastErr, c.buildErr = BuildBuilt, "", ""
 		m.log.Info().Str("container", c.name).Dur("took", took).Int("generation", generation).Msg("built")
 		m.reg.publishLocked(c.name, EventGeneration, strconv.Itoa(generation))
 		m.reg.publishLocked(c.name, EventConfig, BuildBuilt.String())
@@ -176,23 +187,25 @@ func buildError(logPath string, err error) string {
 	return err.Error()
 }
 
-// WaitBuilt waits for the build in progress, or else takes the last one, and returns
-// its error; nil when the container was never built here.
+// WaitBuilt waits until every build queued so far has ended, and returns the error of
+// the last one that ran; nil when the container was never built here.
 func (m *Manager) WaitBuilt(ctx context.Context, name string) error {
 	c, err := m.reg.lookup(name)
 	if err != nil {
 		return err
 	}
 	m.reg.mu.Lock()
-	run := c.running
-	if run == nil {
-		run = c.last
-	}
+	queued := c.queued
 	m.reg.mu.Unlock()
-	if run == nil {
-		return nil
+	var last *buildRun
+	err = m.reg.waitFor(ctx, func() bool {
+		last = c.last
+		return c.finished >= queued
+	})
+	if err != nil || last == nil {
+		return err
 	}
-	return m.waitRun(ctx, run)
+	return last.err
 }
 
 // waitRun waits for a build's end and returns its error.

@@ -86,6 +86,7 @@ func (m *Manager) queueConfig(name string, text []byte) (*buildRun, error) {
 	}
 	c.textMu.Lock()
 	defer c.textMu.Unlock()
+	m.reg.noteNotice(name, "") // news of an earlier text
 	if text != nil {
 		err = m.l.writeConfig(name, text)
 	} else {
@@ -111,10 +112,20 @@ func (m *Manager) queueConfig(name string, text []byte) (*buildRun, error) {
 		if err := m.buildSystem(ctx, name, conf, text); err != nil {
 			return err
 		}
-		if st, _ := m.State(name); st.Running() {
-			return m.reloadUnit(ctx, name)
-		}
-		return nil
+		return m.activate(ctx, name)
 	})
 	return run, nil
+}
+
+// activate switches a running container to its profile's current system, without a
+// restart. A container that is starting is waited for first: its nspawn may have read
+// the system before.
+func (m *Manager) activate(ctx context.Context, name string) error {
+	if st, _ := m.State(name); st == StateStarting {
+		m.settle(ctx, name, func(st State, _ uint64) bool { return st != StateStarting })
+	}
+	if st, _ := m.State(name); st.Running() {
+		return m.reloadUnit(ctx, name)
+	}
+	return nil
 }

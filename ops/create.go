@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 
 	"nixcfs/internal/crash"
@@ -64,6 +65,9 @@ func (m *Manager) Create(ctx context.Context, name string, o CreateOptions) (str
 	return name, nil
 }
 
+// interfaceRE matches a network interface's name, as the kernel takes it.
+var interfaceRE = regexp.MustCompile(`^[a-zA-Z0-9_.:-]{1,15}$`)
+
 // validate checks what can be checked before the address lock is taken, fills in the
 // flake's default attribute, and returns the configuration.nix to write ("" for a
 // prebuilt system).
@@ -73,6 +77,9 @@ func (o *CreateOptions) validate(name string) (configText string, err error) {
 	}
 	if err := validateAddresses(o.HostAddress, o.LocalAddress); err != nil {
 		return "", err
+	}
+	if o.Bridge != "" && !interfaceRE.MatchString(o.Bridge) {
+		return "", fmt.Errorf("%w: bridge %q is no interface name", ErrInvalid, o.Bridge)
 	}
 	if _, err := ParseHostPort(o.Port); err != nil {
 		return "", err
@@ -149,15 +156,16 @@ func (m *Manager) reserve(name string, o CreateOptions) (string, Conf, error) {
 // What nixcfs kept of an earlier container of that name, removed by another program,
 // goes first.
 func (m *Manager) markCreate(name string) (*opLock, error) {
-	if err := os.RemoveAll(m.l.DataPath(name)); err != nil {
-		return nil, fmt.Errorf("create %s: %w", name, err)
-	}
 	op, ok, err := m.l.tryLockOp(name)
 	if !ok {
 		if err == nil {
 			err = fmt.Errorf("%w: another process works on %s", ErrExists, name)
 		}
 		return nil, err
+	}
+	if err := m.l.clearData(name); err != nil {
+		op.done()
+		return nil, fmt.Errorf("create %s: %w", name, err)
 	}
 	if err := op.mark(intentCreate, 0, ""); err != nil {
 		op.done()

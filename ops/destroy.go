@@ -69,35 +69,47 @@ func (m *Manager) markDestroying(c *record) error {
 }
 
 // removeMarked removes the container's files under its intent to be destroyed, which a
-// crash leaves for the next start to finish. Its conf file goes under
-// nixos-container's lock, which conf edits take: none writes it back.
+// crash, or a removal that failed, leaves for a later destroy or the next start to
+// finish.
 func (m *Manager) removeMarked(ctx context.Context, name string) error {
 	op, ok, err := m.l.tryLockOp(name)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%w: a build of %s runs in another process", ErrBusy, name)
+		return fmt.Errorf("%w: another process works on %s (a build)", ErrBusy, name)
 	}
-	defer op.done()
 	if err := op.mark(intentDestroy, 0, ""); err != nil {
+		op.done()
 		return err
 	}
 	crash.At(crash.DestroyMarked)
+	if err := m.removeAll(ctx, name); err != nil {
+		op.f.unlock() // the intent stays
+		return err
+	}
+	op.done()
+	return nil
+}
+
+// removeAll removes every file of the container under nixos-container's address lock,
+// which conf edits take: none writes the conf file back. The conf file goes only once
+// the rest is gone, so that a removal that fails leaves a container still listed,
+// not files nothing names.
+func (m *Manager) removeAll(ctx context.Context, name string) error {
 	lock, err := lockAddresses(ctx, m.l.LockFile)
 	if err != nil {
 		return err
 	}
 	defer lock.unlock()
-	errs := m.removeFiles(name)
+	if errs := m.removeFiles(name); len(errs) > 0 {
+		return errors.Join(errs...)
+	}
 	if err := os.Remove(m.l.ConfPath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, err)
+		return err
 	}
 	crash.At(crash.DestroyConf)
-	if err := os.RemoveAll(m.l.DataPath(name)); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return os.RemoveAll(m.l.DataPath(name))
 }
 
 // removeFiles removes the container's files but its conf file and nixcfs's own:

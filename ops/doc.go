@@ -42,9 +42,10 @@
 //  2. A container's text lock (record.textMu): orders the writes of its
 //     configuration.nix with the builds they queue.
 //  3. A container's operation lock (an flock on DataDir/NAME/lock, between
-//     processes): held by a create until its first build ends, by each build, by a
-//     destroy and a generation's deletion, with the intent that recovery reads
-//     (intents.go). Create and Destroy only try it.
+//     processes): held by a create until its first build ends, by each build or
+//     switch of generation, by a destroy and by a generation's deletion. All but the
+//     deletion mark their intent, which recovery reads (intents.go). Create and
+//     Destroy only try it.
 //  4. The address lock (flock on Layout.LockFile, shared with nixos-container): held
 //     while addresses are chosen and while a conf file is written or removed.
 //  5. The builder's slots: bound how many nix builds run at once; held for one build.

@@ -36,24 +36,37 @@ func tryLockFile(path string) (*fileLock, bool, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, false, fmt.Errorf("lock %s: %w", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, false, fmt.Errorf("lock %s: %w", path, err)
-	}
 	for {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, false, fmt.Errorf("lock %s: %w", path, err)
+		}
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		switch err {
-		case nil:
-			return &fileLock{f}, true, nil
-		case unix.EINTR:
-			continue
-		case unix.EWOULDBLOCK:
+		for err == unix.EINTR {
+			err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		}
+		switch {
+		case err == unix.EWOULDBLOCK:
 			f.Close()
 			return nil, false, nil
+		case err != nil:
+			f.Close()
+			return nil, false, fmt.Errorf("lock %s: %w", path, err)
+		case !samePath(f, path):
+			// Its holder removed the file (a destroy removes the directory) before we
+			// had it: a lock on a removed file locks nothing. Again, on the path.
+			f.Close()
+			continue
 		}
-		f.Close()
-		return nil, false, fmt.Errorf("lock %s: %w", path, err)
+		return &fileLock{f}, true, nil
 	}
+}
+
+// samePath tells whether the open file is still the one at path.
+func samePath(f *os.File, path string) bool {
+	var open, named unix.Stat_t
+	return unix.Fstat(int(f.Fd()), &open) == nil && unix.Stat(path, &named) == nil &&
+		open.Dev == named.Dev && open.Ino == named.Ino
 }
 
 // unlock releases the lock; a second call does nothing.

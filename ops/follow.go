@@ -167,7 +167,7 @@ func (m *Manager) refreshConf(name string, announce bool) {
 	if c == nil {
 		c = newRecord(name)
 		c.conf, c.declarative = conf, decl
-		c.build, c.lastErr = outcome, reason
+		c.build, c.lastErr, c.buildErr = outcome, reason, reason
 		m.reg.records[name] = c
 		if _, known := m.reg.units[name]; !known {
 			m.reg.units[name] = st // unless a signal came while systemd was asked

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"nixcfs/internal/crash"
 )
 
 // Generations are the container's Nix profile generations
@@ -111,34 +113,60 @@ func (l Layout) saveGenerationText(name string, text []byte) error {
 }
 
 // SwitchGeneration makes generation n the container's system (nixos-container has no
-// such verb; nix-env --switch-generation is its heart): the profile points at it, its
-// text is configuration.nix again, and a running container is switched to it without
+// such verb; nix-env --switch-generation is its heart): its text is configuration.nix
+// again, the profile points at it, and a running container is switched to it without
 // a restart. It returns when the switch is done. An unknown n is ErrInvalid. The text
 // it replaces is never lost: it is a generation's already, or it is kept as the
 // container's rejected configuration, and the status says so.
 func (m *Manager) SwitchGeneration(ctx context.Context, name string, n int) error {
-	return m.noted(name, m.switchGeneration(ctx, name, n))
+	run, err := m.queueSwitch(name, n)
+	if err != nil {
+		return m.noted(name, err)
+	}
+	return m.waitRun(ctx, run) // a failure is noted when the switch ends (finishBuild)
 }
 
-func (m *Manager) switchGeneration(ctx context.Context, name string, n int) error {
+// queueSwitch writes generation n's text as configuration.nix and queues the switch,
+// as queueConfig writes a text and queues its build: in the order texts are written.
+func (m *Manager) queueSwitch(name string, n int) (*buildRun, error) {
 	c, err := m.reg.lookupForChange(name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !m.l.hasGeneration(name, n) {
-		return fmt.Errorf("%w: generation %d: %s has no such generation (see generations/)", ErrInvalid, n, name)
+		return nil, fmt.Errorf("%w: generation %d: %s has no such generation (see generations/)", ErrInvalid, n, name)
 	}
-	// Queued as a build: in order with the texts written before it.
+	target, err := os.ReadFile(m.l.generationTextPath(name, n))
+	hasText := err == nil
 	c.textMu.Lock()
+	defer c.textMu.Unlock()
+	if hasText {
+		if err := m.keepReplacedText(name, target); err != nil {
+			return nil, err
+		}
+		if err := m.l.writeConfig(name, target); err != nil {
+			return nil, fmt.Errorf("configuration of %s: %w", name, err)
+		}
+		if err := m.l.noteWritten(name, textHash(target)); err != nil {
+			return nil, err
+		}
+	}
 	m.reg.mu.Lock()
 	run := m.queueLocked(c)
-	if text, err := os.ReadFile(m.l.generationTextPath(name, n)); err == nil {
-		run.hash = textHash(text)
+	run.switchTo = n
+	if hasText {
+		run.hash = textHash(target)
 	}
 	m.reg.mu.Unlock()
-	m.runQueued(c, run, func(ctx context.Context) error { return m.switchTo(ctx, name, n) })
-	c.textMu.Unlock()
-	return m.waitRun(ctx, run)
+	m.runQueued(c, run, func(ctx context.Context) error {
+		if err := m.nix.switchGeneration(ctx, m.l.ProfilePath(name), n, m.l.BuildLogPath(name)); err != nil {
+			return err
+		}
+		crash.At(crash.SwitchProfile)
+		m.log.Info().Str("container", name).Int("generation", n).Msg("switched generation")
+		return m.activate(ctx, name)
+	})
+	return run, nil
 }
 
 func (l Layout) hasGeneration(name string, n int) bool {
@@ -149,33 +177,6 @@ func (l Layout) hasGeneration(name string, n int) bool {
 		}
 	}
 	return false
-}
-
-// switchTo does the switch, its turn come.
-func (m *Manager) switchTo(ctx context.Context, name string, n int) error {
-	target, err := os.ReadFile(m.l.generationTextPath(name, n))
-	hasText := err == nil
-	if hasText {
-		if err := m.keepReplacedText(name, target); err != nil {
-			return err
-		}
-	}
-	if err := m.nix.switchGeneration(ctx, m.l.ProfilePath(name), n, m.l.BuildLogPath(name)); err != nil {
-		return err
-	}
-	if hasText {
-		if err := m.l.writeConfig(name, target); err != nil {
-			return fmt.Errorf("configuration of %s: %w", name, err)
-		}
-		if err := m.l.noteWritten(name, textHash(target)); err != nil {
-			return err
-		}
-	}
-	m.log.Info().Str("container", name).Int("generation", n).Msg("switched generation")
-	if st, _ := m.State(name); st.Running() {
-		return m.reloadUnit(ctx, name)
-	}
-	return nil
 }
 
 // keepReplacedText keeps configuration.nix as the rejected text, unless it is the

@@ -24,6 +24,7 @@ type intentKind string
 const (
 	intentCreate  intentKind = "create"  // undone if it did not reach its conf file
 	intentBuild   intentKind = "build"   // reported failed
+	intentSwitch  intentKind = "switch"  // reported failed, unless the profile switched
 	intentDestroy intentKind = "destroy" // finished
 )
 
@@ -54,6 +55,23 @@ func (l Layout) tryLockOp(name string) (*opLock, bool, error) {
 		return nil, false, err
 	}
 	return &opLock{l: l, name: name, f: f}, true, nil
+}
+
+// clearData removes what nixcfs kept of an earlier container of that name (removed by
+// another program), but the lock file, which the caller holds.
+func (l Layout) clearData(name string) error {
+	entries, err := os.ReadDir(l.DataPath(name))
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() != filepath.Base(l.lockPath(name)) {
+			if err := os.RemoveAll(filepath.Join(l.DataPath(name), e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // mark writes the intent of the operation about to begin, with the generation of the
@@ -96,14 +114,14 @@ var errCutOff = errors.New("the build was cut off: nixcfs stopped during it; wri
 
 // recover ends the operations that a crashed process left half done, and sweeps what
 // such a process leaves behind: at start, before the registry is read.
-func (m *Manager) recover() {
+func (m *Manager) recover(ctx context.Context) {
 	entries, err := os.ReadDir(m.l.DataDir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		m.log.Warn().Err(err).Msg("recovery")
 	}
 	for _, e := range entries {
 		if name := e.Name(); e.IsDir() && ValidateName(name) == nil {
-			if err := m.recoverContainer(name); err != nil {
+			if err := m.recoverContainer(ctx, name); err != nil {
 				m.log.Warn().Err(err).Str("container", name).Msg("recovery")
 			}
 		}
@@ -123,7 +141,7 @@ func (m *Manager) sweepTemps() {
 	}
 }
 
-func (m *Manager) recoverContainer(name string) error {
+func (m *Manager) recoverContainer(ctx context.Context, name string) error {
 	lock, ok, err := m.l.tryLockOp(name)
 	if !ok {
 		return err // another process works on it: its operation is not cut off
@@ -135,9 +153,10 @@ func (m *Manager) recoverContainer(name string) error {
 	switch {
 	case kind == intentDestroy, kind == intentCreate && !hasConf:
 		m.log.Warn().Str("container", name).Str("intent", string(kind)).Msg("finishing what a crash cut off")
-		return m.removeAll(name)
-	case kind == intentCreate || kind == intentBuild:
-		if _, now := systemGeneration(m.l.SystemLink(name)); now > gen {
+		return m.removeAll(ctx, name)
+	case kind == intentCreate || kind == intentBuild || kind == intentSwitch:
+		_, now := systemGeneration(m.l.SystemLink(name))
+		if kind != intentSwitch && now > gen || kind == intentSwitch && now == gen {
 			m.l.saveBuildOutcome(name, hash, nil) // only its record was cut off
 			break
 		}
@@ -165,18 +184,4 @@ func (m *Manager) sweepOutLinks() {
 			os.Remove(link)
 		}
 	}
-}
-
-// removeAll removes every file of the container, its conf file first: the container
-// is gone for every program from then on, and what remains is what a crash left.
-func (m *Manager) removeAll(name string) error {
-	var errs []error
-	if err := os.Remove(m.l.ConfPath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, err)
-	}
-	errs = append(errs, m.removeFiles(name)...)
-	if err := os.RemoveAll(m.l.DataPath(name)); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
 }

@@ -101,7 +101,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		nix: newBuilder(opts.NixOSPath, opts.MaxParallelBuilds)}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.log.Debug().Str("template", tmpl).Str("conf_dir", l.ConfDir).Msg("manager started")
-	m.recover()
+	m.recover(ctx)
 	if err := m.readAll(ctx); err != nil {
 		m.Close()
 		return nil, err

@@ -195,7 +195,7 @@ func (b *builder) run(ctx context.Context, logFile *os.File, stdout io.Writer, c
 		crash.At(crashPoint)
 		err = cmd.Wait()
 	}
-	if ctx.Err() != nil {
+	if err != nil && ctx.Err() != nil { // a command that ended well did its work
 		fmt.Fprintf(logFile, "nixcfs: build cancelled\n")
 		return ctx.Err()
 	}

@@ -22,10 +22,12 @@ type record struct {
 	destroying  bool // Destroy has begun: no new build or start
 	build       BuildState
 	queued      uint64    // builds queued so far, the last one's ticket
-	served      uint64    // the ticket of the last build that began
+	served      uint64    // the ticket of the last build that took its turn
+	finished    uint64    // the ticket of the last build that ended
 	running     *buildRun // the build in progress
 	last        *buildRun // the one before, for WaitBuilt
 	lastErr     string    // the `error` of its status
+	buildErr    string    // the reason its last build failed, which a later success elsewhere leaves
 	notice      string    // the `notice` of its status: news that is no failure
 	// textMu orders writes of its configuration.nix with the builds they queue, so
 	// that builds run in the order their texts were written. Taken before mu.
@@ -135,10 +137,15 @@ func (r *registry) announceLocked(c *record) {
 }
 
 // forgetLocked is the one place a container leaves the registry: if c is still the
-// record of its name, it goes, and watchers that saw it come see it go.
+// record of its name, it goes, its builds end (a container removed by another program
+// must not have its profile made again), and watchers that saw it come see it go.
 func (r *registry) forgetLocked(c *record) {
 	if r.records[c.name] != c {
 		return
+	}
+	c.destroying = true
+	if c.running != nil {
+		c.running.cancel()
 	}
 	delete(r.records, c.name)
 	if c.announced {
@@ -179,8 +186,10 @@ func (r *registry) noteError(name string, err error) {
 	r.changed.Broadcast()
 }
 
+// setErrorLocked records err as the container's error; nil clears it, down to the
+// reason its last build failed, which stands while the failed text is the one written.
 func (r *registry) setErrorLocked(c *record, err error) {
-	msg := ""
+	msg := c.buildErr
 	if err != nil {
 		msg = oneLine(err.Error())
 	}
@@ -195,13 +204,16 @@ func (r *registry) setErrorLocked(c *record, err error) {
 }
 
 // noteNotice records news about the container that is no failure (where a replaced
-// text is kept), for its status and watchers.
+// text is kept), for its status and watchers; "" clears it.
 func (r *registry) noteNotice(name, msg string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if c := r.records[name]; c != nil {
+	if c := r.records[name]; c != nil && c.notice != msg {
 		c.notice = msg
-		r.publishLocked(name, EventNotice, msg)
+		if msg != "" {
+			r.publishLocked(name, EventNotice, msg)
+		}
+		r.changed.Broadcast()
 	}
 }
 

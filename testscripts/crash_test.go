@@ -32,6 +32,7 @@ type crashHarness struct {
 	mnt              string // the mount of the moment
 	l                ops.Layout
 	sentinelLeader   string
+	oldAddress       string // the target's LOCAL_ADDRESS before an address change
 	textA, textB     string
 	sentinel, target string
 }
@@ -109,6 +110,9 @@ func crashCases() []crashCase {
 			cases = append(cases, crashCase{point: p, via: via, setup: setupStopped, act: actDestroy, check: checkGone})
 		}
 	}
+	for _, via := range []string{"mount", "cli"} {
+		cases = append(cases, crashCase{point: crash.SwitchProfile, via: via, setup: setupTwoGenerations, act: actRollback, check: checkSwitch})
+	}
 	// nixos-container has no verb that changes an address: the mount alone does it.
 	return append(cases, crashCase{point: crash.AddressChosen, via: "mount", setup: setupStopped, act: actAddress, check: checkAddress})
 }
@@ -178,13 +182,29 @@ func actDestroy(a *crashAct) {
 }
 
 func actAddress(a *crashAct) {
+	conf, _ := ops.ReadConf(a.h.l.ConfPath(a.h.target))
+	a.h.oldAddress = conf.Get("LOCAL_ADDRESS")
 	os.WriteFile(a.file("address"), []byte("10.233.77.2\n"), 0)
+}
+
+func actRollback(a *crashAct) {
+	if a.viaMount() {
+		os.WriteFile(a.file("generation"), []byte("1\n"), 0)
+		return
+	}
+	a.runCLI("rollback", a.h.target)
 }
 
 // --- the set-ups, with the normal binary ---
 
 func setupStopped(h *crashHarness) {
 	h.cli("create", h.target, "--config", `services.hello = { enable = true; message = "A"; };`)
+}
+
+// setupTwoGenerations: generation 1 built from text A, 2 from text B, current.
+func setupTwoGenerations(h *crashHarness) {
+	setupStopped(h)
+	h.cli("update", h.target, "--config", `services.hello = { enable = true; message = "B"; };`)
 }
 
 func setupRunning(h *crashHarness) {
@@ -226,6 +246,22 @@ func checkUpdate(h *crashHarness) {
 	}
 }
 
+// checkSwitch: a switch back to generation 1 wrote its text, A; the profile is at 1
+// and the status says built, or it is still at 2 and the status says the switch
+// failed, and why.
+func checkSwitch(h *crashHarness) {
+	text, _ := os.ReadFile(filepath.Join(h.mnt, h.target, "config.nix"))
+	status, _ := os.ReadFile(filepath.Join(h.mnt, h.target, "status"))
+	if string(text) != h.textA {
+		h.t.Errorf("config.nix is not generation 1's text:\n%s", text)
+	}
+	switched := bytes.Contains(status, []byte("\ngeneration 1\n")) && bytes.Contains(status, []byte("\nconfig built\n"))
+	reported := bytes.Contains(status, []byte("\ngeneration 2\n")) && bytes.Contains(status, []byte("\nconfig failed\n"))
+	if !switched && !reported {
+		h.t.Errorf("the switch is neither done nor said to have failed:\n%s", status)
+	}
+}
+
 // checkSettled: the unit's job went on without nixcfs: the container runs or is
 // stopped, as systemd says, and stops.
 func checkSettled(h *crashHarness) {
@@ -251,8 +287,8 @@ func checkAddress(h *crashHarness) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if a := conf.Get("LOCAL_ADDRESS"); a != "10.233.77.2" && !strings.HasPrefix(a, "10.233.") {
-		h.t.Errorf("LOCAL_ADDRESS %q", a)
+	if a := conf.Get("LOCAL_ADDRESS"); a != "10.233.77.2" && a != h.oldAddress {
+		h.t.Errorf("LOCAL_ADDRESS %q, neither the old %s nor the new one", a, h.oldAddress)
 	}
 	if conf.Get("HOST_ADDRESS") == "" || conf.Get("PRIVATE_NETWORK") != "1" {
 		h.t.Errorf("conf file:\n%s", conf.Bytes())

@@ -14,6 +14,7 @@ const (
 	BuildRunning   = "build-running"   // nix-build runs
 	BuildProfile   = "build-profile"   // the system is built, the profile not yet switched
 	BuildDone      = "build-done"      // the profile switched, the outcome not yet recorded
+	SwitchProfile  = "switch-profile"  // a switch of generation: the profile switched, not activated
 	StartJob       = "start-job"       // systemd has the start job
 	StopJob        = "stop-job"        // systemd has the stop job
 	AddressChosen  = "address-chosen"  // a new address checked, the conf file not yet written
@@ -26,7 +27,7 @@ const (
 // Points lists every point.
 func Points() []string {
 	return []string{CreateReserved, CreateFiles, CreateConf, ConfigWritten, BuildRunning,
-		BuildProfile, BuildDone, StartJob, StopJob, AddressChosen, DestroyMarked,
+		BuildProfile, BuildDone, SwitchProfile, StartJob, StopJob, AddressChosen, DestroyMarked,
 		DestroyProfile, DestroyRoot, DestroyConf}
 }
 
