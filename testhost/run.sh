@@ -65,6 +65,20 @@ for _ in $(seq 1 600); do
 done
 say "booted $machine (leader $leader, state ${state:-unknown})"
 
+# nspawn mounts the cgroup v1 controllers read-only inside the host, so its systemd could
+# apply no resource limit (MemoryMax=, TasksMax=, ...). Remount them writable, in the
+# host's own mount namespace only, and let systemd find them so by re-executing itself.
+inside sh -c 'for c in cpu cpuacct pids blkio memory devices freezer cpuset; do
+	if mountpoint -q /sys/fs/cgroup/$c; then mount -o remount,bind,rw /sys/fs/cgroup/$c; fi
+done'
+inside systemctl daemon-reexec
+for _ in $(seq 1 600); do
+	state=$(inside systemctl is-system-running 2>/dev/null || true)
+	case "$state" in running|degraded) break ;; esac
+	sleep 0.1
+done
+say "cgroup controllers writable (state ${state:-unknown})"
+
 set +e
 timeout --foreground -k 10 "$timeout_s" nsenter -t "$leader" -a --wdns="$repo" \
 	env -i PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
