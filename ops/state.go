@@ -126,11 +126,18 @@ const (
 	EventAddress                          // Value: the new LOCAL_ADDRESS
 	EventHostAddress                      // Value: the new HOST_ADDRESS
 	EventAutostart                        // Value: the new AUTO_START, 0 or 1
+	EventMemoryMax                        // Value: the new memory.max, and so on (Limits.Text)
+	EventCPUMax
+	EventPidsMax
+	EventCPUWeight
+	EventIOWeight
 )
 
 var eventKeys = [...]string{
 	EventContainer: "container", EventState: "state", EventConfig: "config", EventError: "error",
 	EventAddress: "address", EventHostAddress: "host-address", EventAutostart: "autostart",
+	EventMemoryMax: "memory.max", EventCPUMax: "cpu.max", EventPidsMax: "pids.max",
+	EventCPUWeight: "cpu.weight", EventIOWeight: "io.weight",
 }
 
 func (k EventKind) String() string {
