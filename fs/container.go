@@ -34,6 +34,12 @@ var files = []struct {
 	{"autostart", func(c *containerRef) gofs.InodeEmbedder { return newAutostartFile(c) }},
 	{"build.log", func(c *containerRef) gofs.InodeEmbedder { return &buildLogFile{c: c} }},
 	{"log", func(c *containerRef) gofs.InodeEmbedder { return &journalFile{c: c} }},
+	{"memory.max", limitNode("memory.max")},
+	{"cpu.max", limitNode("cpu.max")},
+	{"pids.max", limitNode("pids.max")},
+	{"cpu.weight", limitNode("cpu.weight")},
+	{"io.weight", limitNode("io.weight")},
+	{"stats", func(c *containerRef) gofs.InodeEmbedder { return newStatsFile(c) }},
 }
 
 func isOwnFile(name string) bool {

@@ -95,6 +95,7 @@ func runContract(t *testing.T, b contractBackend, fx contractFixtures) {
 	t.Run("create", func(t *testing.T) { contractCreate(t, ctx, b, one, all) })
 	t.Run("config", func(t *testing.T) { contractConfig(t, ctx, b) })
 	t.Run("addresses", func(t *testing.T) { contractAddresses(t, ctx, b) })
+	t.Run("limits", func(t *testing.T) { contractLimits(t, ctx, b) })
 	t.Run("units", func(t *testing.T) { contractUnits(t, ctx, b) })
 	t.Run("declarative", func(t *testing.T) {
 		remove := fx.declarative(t, "ctd")
@@ -208,6 +209,7 @@ func contractUnits(t *testing.T, ctx context.Context, b contractBackend) {
 		t.Errorf("state after start: %s", st)
 	}
 	must(t, "start of a running container", b.Start(ctx, "ct1"))
+	contractRunningStats(t, ctx, b)
 	wantErr(t, "destroy while running", b.Destroy(ctx, "ct1"), ops.ErrBusy)
 	wantErr(t, "address change while running", b.SetAddresses(ctx, "ct1", "", "10.233.249.2"), ops.ErrBusy)
 	must(t, "reload", b.Reload(ctx, "ct1"))
@@ -224,6 +226,7 @@ func contractDeclarative(t *testing.T, ctx context.Context, b contractBackend, n
 	wantErr(t, "config", b.SetConfig(ctx, name, goodConfig(name)), ops.ErrDeclarative)
 	wantErr(t, "address", b.SetAddresses(ctx, name, "", "10.233.248.2"), ops.ErrDeclarative)
 	wantErr(t, "autostart", b.SetAutostart(ctx, name, true), ops.ErrDeclarative)
+	wantErr(t, "limits", b.SetLimits(ctx, name, map[string]string{"memory.max": "1G"}), ops.ErrDeclarative)
 	wantErr(t, "destroy", b.Destroy(ctx, name), ops.ErrDeclarative)
 }
 

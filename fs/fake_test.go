@@ -41,6 +41,7 @@ type fakeContainer struct {
 	startErr    error
 	lastErr     string
 	build       ops.BuildState
+	limits      ops.Limits // zero: none set (fakeLimitsOf)
 }
 
 // brokenMarker in a configuration makes its build fail.
