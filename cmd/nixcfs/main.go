@@ -39,6 +39,8 @@ func verbs() []verb {
 		{name: "login", args: "NAME", summary: "log in to the container (its login prompt)", run: cmdLogin},
 		{name: "root-login", args: "NAME", summary: "a root shell inside the container on this terminal", run: cmdLogin},
 		{name: "run", args: "NAME -- COMMAND...", summary: "run a command inside the container as root; its exit status is returned", run: cmdRun},
+		{name: "limits", args: "NAME [KEY=VALUE ...] [--json]", summary: "show a container's resource limits, after setting those given as KEY=VALUE", run: cmdLimits},
+		{name: "stats", args: "NAME [--json]", summary: "print a container's usage: memory, CPU time, tasks, I/O, network bytes, uptime", run: cmdStats},
 		{name: "unit", args: "prestart|start|reload|poststop NAME", summary: "steps of nixcfs's container@.service template", run: cmdUnit, hidden: true},
 	}
 }
