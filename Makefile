@@ -4,11 +4,11 @@
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
-DEB_PACKAGES := nix-bin fuse3 systemd-container iproute2 vim-tiny python3 curl tmux psmisc busybox-static
+DEB_PACKAGES := nix-bin fuse3 systemd-container iproute2 vim-tiny python3 curl tmux psmisc busybox-static bash-static
 BUILD := build
 TEST_PACKAGES := ./ops ./guest ./fs ./cmd/nixcfs
 
-.PHONY: all deps build guest test unit-test integration-test test-binaries bench demo clean fmt vet
+.PHONY: all deps build crash-binary guest test unit-test integration-test test-binaries bench demo clean fmt vet
 
 all: build
 
@@ -28,12 +28,16 @@ guest:
 build: guest
 	$(GO) build -o $(BUILD)/nixcfs ./cmd/nixcfs
 
+# The same binary with crash points (internal/crash), for the crash tests only.
+crash-binary: guest
+	$(GO) build -tags crashpoints -o $(BUILD)/nixcfs-crash ./cmd/nixcfs
+
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go') $$(find . -name '*.go' -newer go.mod -not -path './build/*'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
 # Test binaries for the test host, which has no Go module cache or network.
-test-binaries: build
+test-binaries: build crash-binary
 	@mkdir -p $(BUILD)/tests
 	@for p in $$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); do \
 		n=$$(echo $$p | tr / _); $(GO) test -c -o $(BUILD)/tests/$$n.test $$p || exit 1; \

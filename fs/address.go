@@ -17,7 +17,11 @@ type addressFile struct {
 }
 
 func newAddressFile(c *containerRef, host bool) *addressFile {
-	n := &addressFile{valueFile: valueFile{c: c, mode: modeRW}, host: host}
+	file := "address"
+	if host {
+		file = "host-address"
+	}
+	n := &addressFile{valueFile: valueFile{c: c, name: file, mode: modeRW}, host: host}
 	n.value = func() (string, error) {
 		st, err := c.b.Status(c.name)
 		if host {
@@ -33,7 +37,7 @@ var _ = (gofs.NodeWriter)((*addressFile)(nil))
 func (n *addressFile) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
 	addr, ok := writtenValue(data)
 	if !ok {
-		return 0, syscall.EINVAL
+		return 0, n.c.refuse(n.name, data, notOneValue)
 	}
 	hostAddr, localAddr := "", addr
 	if n.host {

@@ -12,7 +12,7 @@ import (
 type autostartFile struct{ valueFile }
 
 func newAutostartFile(c *containerRef) *autostartFile {
-	n := &autostartFile{valueFile{c: c, mode: modeRW}}
+	n := &autostartFile{valueFile{c: c, name: "autostart", mode: modeRW}}
 	n.value = func() (string, error) {
 		st, err := c.b.Status(c.name)
 		if st.Autostart {
@@ -28,7 +28,7 @@ var _ = (gofs.NodeWriter)((*autostartFile)(nil))
 func (n *autostartFile) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
 	v, ok := writtenValue(data)
 	if !ok || v != "0" && v != "1" {
-		return 0, syscall.EINVAL
+		return 0, n.c.refuse(n.name, data, "autostart is 0 or 1")
 	}
 	err := detached(ctx, func(ctx context.Context) error { return n.c.b.SetAutostart(ctx, n.c.name, v == "1") })
 	if err != nil {

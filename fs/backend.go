@@ -34,8 +34,29 @@ type Backend interface {
 	// ConfigInfo is the configuration's size and time; os.ErrNotExist when it has none.
 	ConfigInfo(name string) (size int64, mtime time.Time, err error)
 	SetConfig(ctx context.Context, name string, text []byte) error
+	// WriteConfig is SetConfig that returns once the text is written and its build
+	// queued; the build's outcome shows in Status and the events.
+	WriteConfig(ctx context.Context, name string, text []byte) error
 	SetAddresses(ctx context.Context, name, hostAddr, localAddr string) error
 	SetAutostart(ctx context.Context, name string, on bool) error
+	// NoteError puts a refusal the filesystem made (a value a file does not take) in
+	// the container's status and events, beside the backend's own.
+	NoteError(name string, err error)
+	// Ports is the container's port forwards as written; SetPorts replaces them, and
+	// CheckPorts tells whether it would, writing nothing.
+	Ports(name string) ([]string, error)
+	SetPorts(ctx context.Context, name string, forwards []string) error
+	CheckPorts(name string, forwards []string) error
+
+	// Generations lists the container's profile generations; GenerationConfig is the
+	// text that built one (os.ErrNotExist when nixcfs did not); SwitchGeneration makes
+	// one current, live, and DeleteGeneration removes one. RejectedConfig is the text a
+	// switch replaced when it was no generation's (os.ErrNotExist when none).
+	Generations(name string) ([]ops.Generation, error)
+	GenerationConfig(name string, n int) ([]byte, error)
+	SwitchGeneration(ctx context.Context, name string, n int) error
+	DeleteGeneration(ctx context.Context, name string, n int) error
+	RejectedConfig(name string) ([]byte, error)
 
 	// OpenBuildLog opens the last build's log, growing while a build runs;
 	// os.ErrNotExist when there was none.

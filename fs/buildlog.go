@@ -35,11 +35,11 @@ func (n *buildLogFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse
 	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		setFileAttr(&out.Attr, modeRO, 0, time.Time{}) // no build yet
+		setFileAttr(&out.Attr, modeSecretRO, 0, time.Time{}) // no build yet
 	case err != nil:
 		return errnoOf(err)
 	default:
-		setFileAttr(&out.Attr, modeRO, int(fi.Size()), fi.ModTime())
+		setFileAttr(&out.Attr, modeSecretRO, int(fi.Size()), fi.ModTime())
 	}
 	return 0
 }

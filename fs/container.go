@@ -17,32 +17,50 @@ const configName = "config.nix"
 // file). Scratch files live in memory; renaming one over config.nix commits its text.
 type containerDir struct {
 	gofs.Inode
-	c *containerRef
+	c      *containerRef
+	inoSrc *inoSource
 }
 
 // files are the container's own files, in the order ls shows them. They are made on
-// lookup, so that one renamed or removed away is there again at once.
+// lookup, so that one renamed or removed away is there again at once; all but
+// config.nix anew at every lookup (freshInode).
 var files = []struct {
 	name string
 	node func(c *containerRef) gofs.InodeEmbedder
+	mode uint32 // its type bits, when not a regular file
 }{
-	{"state", func(c *containerRef) gofs.InodeEmbedder { return newStateFile(c) }},
-	{configName, func(c *containerRef) gofs.InodeEmbedder { return newConfigFile(c, true, modeRW) }},
-	{"status", func(c *containerRef) gofs.InodeEmbedder { return newStatusFile(c) }},
-	{"address", func(c *containerRef) gofs.InodeEmbedder { return newAddressFile(c, false) }},
-	{"host-address", func(c *containerRef) gofs.InodeEmbedder { return newAddressFile(c, true) }},
-	{"autostart", func(c *containerRef) gofs.InodeEmbedder { return newAutostartFile(c) }},
-	{"build.log", func(c *containerRef) gofs.InodeEmbedder { return &buildLogFile{c: c} }},
-	{"log", func(c *containerRef) gofs.InodeEmbedder { return &journalFile{c: c} }},
-	{"memory.max", limitNode("memory.max")},
-	{"cpu.max", limitNode("cpu.max")},
-	{"pids.max", limitNode("pids.max")},
-	{"cpu.weight", limitNode("cpu.weight")},
-	{"io.weight", limitNode("io.weight")},
-	{"stats", func(c *containerRef) gofs.InodeEmbedder { return newStatsFile(c) }},
+	{name: "state", node: func(c *containerRef) gofs.InodeEmbedder { return newStateFile(c) }},
+	{name: configName, node: func(c *containerRef) gofs.InodeEmbedder { return newConfigFile(c, true, modeSecretRW) }},
+	{name: "status", node: func(c *containerRef) gofs.InodeEmbedder { return newStatusFile(c) }},
+	{name: "address", node: func(c *containerRef) gofs.InodeEmbedder { return newAddressFile(c, false) }},
+	{name: "host-address", node: func(c *containerRef) gofs.InodeEmbedder { return newAddressFile(c, true) }},
+	{name: "autostart", node: func(c *containerRef) gofs.InodeEmbedder { return newAutostartFile(c) }},
+	{name: "ports", node: func(c *containerRef) gofs.InodeEmbedder { return newPortsFile(c) }},
+	{name: "build.log", node: func(c *containerRef) gofs.InodeEmbedder { return &buildLogFile{c: c} }},
+	{name: "log", node: func(c *containerRef) gofs.InodeEmbedder { return &journalFile{c: c} }},
+	{name: eventsName, node: func(c *containerRef) gofs.InodeEmbedder { return &eventsFile{b: c.b, name: c.name} }},
+	{name: "generation", node: func(c *containerRef) gofs.InodeEmbedder { return newGenerationFile(c) }},
+	{name: "generations", node: func(c *containerRef) gofs.InodeEmbedder { return &generationsLink{} }, mode: syscall.S_IFLNK},
+	{name: "memory.max", node: limitNode("memory.max")},
+	{name: "cpu.max", node: limitNode("cpu.max")},
+	{name: "pids.max", node: limitNode("pids.max")},
+	{name: "cpu.weight", node: limitNode("cpu.weight")},
+	{name: "io.weight", node: limitNode("io.weight")},
+	{name: "stats", node: func(c *containerRef) gofs.InodeEmbedder { return newStatsFile(c) }},
+}
+
+// fileMode is the type bits of one of the container's own files.
+func fileMode(mode uint32) uint32 {
+	if mode == 0 {
+		return syscall.S_IFREG
+	}
+	return mode
 }
 
 func isOwnFile(name string) bool {
+	if name == rejectedName || name == generationsDirName {
+		return true
+	}
 	for _, f := range files {
 		if f.name == name {
 			return true
@@ -60,20 +78,43 @@ func (d *containerDir) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse
 
 var _ = (gofs.NodeLookuper)((*containerDir)(nil))
 
+// Lookup gives each of the container's own files but config.nix a new inode at every
+// lookup, never cached (freshInode): the kernel serialises writers per inode, and a
+// `echo stop > state` must not wait in the kernel, where Ctrl-C cannot free it, behind
+// an `echo start > state` that waits for a boot. config.nix and scratch files keep
+// theirs, since editors rename them into each other.
 func (d *containerDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	ch := d.GetChild(name)
-	if ch == nil {
+	if name != configName {
 		for _, f := range files {
 			if f.name == name {
-				ch = d.NewInode(ctx, f.node(d.c), gofs.StableAttr{Mode: syscall.S_IFREG})
+				return d.freshChild(ctx, name, f.node(d.c), fileMode(f.mode), out), 0
 			}
 		}
+	}
+	if name == generationsDirName {
+		return d.freshChild(ctx, name, &generationsDir{c: d.c}, syscall.S_IFDIR, out), 0
+	}
+	if name == rejectedName && d.c.hasRejected() {
+		return d.freshChild(ctx, name, newRejectedFile(d.c), syscall.S_IFREG, out), 0
+	}
+	ch := d.GetChild(name)
+	if ch == nil && name == configName {
+		ch = d.NewInode(ctx, newConfigFile(d.c, true, modeSecretRW), gofs.StableAttr{Mode: syscall.S_IFREG})
 	}
 	if ch == nil {
 		return nil, syscall.ENOENT
 	}
 	entryOf(ctx, ch.Operations(), out)
+	out.SetEntryTimeout(entryTimeout)
 	return ch, 0
+}
+
+// freshChild is a new inode for one of the container's own files (freshInode).
+func (d *containerDir) freshChild(ctx context.Context, name string, node gofs.InodeEmbedder, mode uint32, out *fuse.EntryOut) *gofs.Inode {
+	ch := d.NewInode(ctx, node, d.c.freshAttr(d.inoSrc, name, mode))
+	entryOf(ctx, ch.Operations(), out)
+	out.SetEntryTimeout(freshInode)
+	return ch
 }
 
 var _ = (gofs.NodeReaddirer)((*containerDir)(nil))
@@ -81,7 +122,10 @@ var _ = (gofs.NodeReaddirer)((*containerDir)(nil))
 func (d *containerDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	var entries []fuse.DirEntry
 	for _, f := range files {
-		entries = append(entries, fuse.DirEntry{Name: f.name, Mode: syscall.S_IFREG})
+		entries = append(entries, fuse.DirEntry{Name: f.name, Mode: fileMode(f.mode)})
+	}
+	if d.c.hasRejected() {
+		entries = append(entries, fuse.DirEntry{Name: rejectedName, Mode: syscall.S_IFREG})
 	}
 	var scratch []string
 	for name := range d.Children() {

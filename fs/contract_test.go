@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,7 +85,7 @@ func runContract(t *testing.T, b contractBackend, fx contractFixtures) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	one, all := b.Watch(ctx, "ct1"), b.Watch(ctx, "")
-	for _, name := range []string{"ct1", "ct2"} {
+	for _, name := range []string{"ct1", "ct2", "ct3"} {
 		t.Cleanup(func() {
 			if b.Exists(name) {
 				b.Terminate(context.Background(), name)
@@ -94,7 +95,9 @@ func runContract(t *testing.T, b contractBackend, fx contractFixtures) {
 	}
 	t.Run("create", func(t *testing.T) { contractCreate(t, ctx, b, one, all) })
 	t.Run("config", func(t *testing.T) { contractConfig(t, ctx, b) })
+	t.Run("generations", func(t *testing.T) { contractGenerations(t, ctx, b) })
 	t.Run("addresses", func(t *testing.T) { contractAddresses(t, ctx, b) })
+	t.Run("ports", func(t *testing.T) { contractPorts(t, ctx, b, one) })
 	t.Run("limits", func(t *testing.T) { contractLimits(t, ctx, b) })
 	t.Run("units", func(t *testing.T) { contractUnits(t, ctx, b) })
 	t.Run("declarative", func(t *testing.T) {
@@ -202,6 +205,45 @@ func contractAddresses(t *testing.T, ctx context.Context, b contractBackend) {
 	must(t, "destroy ct2", b.Destroy(ctx, "ct2"))
 }
 
+// contractPorts leaves ct1 forwarding tcp:8080:80, so that the units' start makes the
+// forwards (the real Manager's template does, in the test host).
+func contractPorts(t *testing.T, ctx context.Context, b contractBackend, one <-chan ops.Event) {
+	want := []string{"tcp:8080:80", "udp:5353", "2222:22"}
+	must(t, "set ports", b.SetPorts(ctx, "ct1", want))
+	nextEvents(t, one, "ct1", "ports tcp:8080:80,udp:5353,2222:22")
+	if got, err := b.Ports("ct1"); err != nil || strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("ports after a write: %q %v, want %q", got, err, want)
+	}
+	for _, bad := range [][]string{{"0"}, {"65536"}, {"sctp:80"}, {"tcp:"}, {"80:"}, {"-1"}, {"8080:80:1"},
+		{"TCP:80"}, {"80,81"}, {" 80"}, {"tcp:80", "80:81"}} {
+		err := b.SetPorts(ctx, "ct1", bad)
+		wantErr(t, fmt.Sprintf("forwards %q", bad), err, ops.ErrInvalid)
+		if st, _ := b.Status("ct1"); st.Error == "" {
+			t.Errorf("forwards %q refused, but status has no error", bad)
+		}
+	}
+	if got, _ := b.Ports("ct1"); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("ports after refused writes: %q, want %q", got, want)
+	}
+	_, err := b.Create(ctx, "ct3", ops.CreateOptions{})
+	must(t, "create ct3", err)
+	must(t, "build ct3", b.WaitBuilt(ctx, "ct3"))
+	wantErr(t, "a host port ct1 forwards", b.SetPorts(ctx, "ct3", []string{"9000", "8080:8080"}), ops.ErrAddressInUse)
+	wantErr(t, "checked, a host port ct1 forwards", b.CheckPorts("ct3", []string{"8080"}), ops.ErrAddressInUse)
+	wantErr(t, "checked, malformed", b.CheckPorts("ct3", []string{"x"}), ops.ErrInvalid)
+	must(t, "checked, the same port for udp", b.CheckPorts("ct3", []string{"udp:8080"}))
+	if got, _ := b.Ports("ct3"); len(got) != 0 {
+		t.Errorf("a check wrote the forwards: %q", got)
+	}
+	must(t, "the same port for udp", b.SetPorts(ctx, "ct3", []string{"udp:8080"}))
+	must(t, "clear", b.SetPorts(ctx, "ct3", nil))
+	if got, _ := b.Ports("ct3"); len(got) != 0 {
+		t.Errorf("ports after clearing: %q", got)
+	}
+	must(t, "one forward for the start", b.SetPorts(ctx, "ct1", []string{"tcp:8080:80"}))
+	must(t, "destroy ct3", b.Destroy(ctx, "ct3"))
+}
+
 func contractUnits(t *testing.T, ctx context.Context, b contractBackend) {
 	wantErr(t, "reload of a stopped container", b.Reload(ctx, "ct1"), ops.ErrInvalid)
 	must(t, "start", b.Start(ctx, "ct1"))
@@ -212,6 +254,8 @@ func contractUnits(t *testing.T, ctx context.Context, b contractBackend) {
 	contractRunningStats(t, ctx, b)
 	wantErr(t, "destroy while running", b.Destroy(ctx, "ct1"), ops.ErrBusy)
 	wantErr(t, "address change while running", b.SetAddresses(ctx, "ct1", "", "10.233.249.2"), ops.ErrBusy)
+	wantErr(t, "port change while running", b.SetPorts(ctx, "ct1", nil), ops.ErrBusy)
+	wantErr(t, "port check while running", b.CheckPorts("ct1", nil), ops.ErrBusy)
 	must(t, "reload", b.Reload(ctx, "ct1"))
 	must(t, "stop", b.Stop(ctx, "ct1"))
 	if st, _ := b.State("ct1"); st != ops.StateStopped {
@@ -226,6 +270,7 @@ func contractDeclarative(t *testing.T, ctx context.Context, b contractBackend, n
 	wantErr(t, "config", b.SetConfig(ctx, name, goodConfig(name)), ops.ErrDeclarative)
 	wantErr(t, "address", b.SetAddresses(ctx, name, "", "10.233.248.2"), ops.ErrDeclarative)
 	wantErr(t, "autostart", b.SetAutostart(ctx, name, true), ops.ErrDeclarative)
+	wantErr(t, "ports", b.SetPorts(ctx, name, []string{"8080"}), ops.ErrDeclarative)
 	wantErr(t, "limits", b.SetLimits(ctx, name, map[string]string{"memory.max": "1G"}), ops.ErrDeclarative)
 	wantErr(t, "destroy", b.Destroy(ctx, name), ops.ErrDeclarative)
 }
@@ -240,4 +285,39 @@ func contractDestroy(t *testing.T, ctx context.Context, b contractBackend, one <
 		t.Errorf("state of a destroyed container: %v", err)
 	}
 	wantErr(t, "destroy again", b.Destroy(ctx, "ct1"), ops.ErrNotFound)
+}
+
+// After create (its template), the good text, the broken one (no generation) and the
+// good one again, ct1 has three generations, the last current.
+func contractGenerations(t *testing.T, ctx context.Context, b contractBackend) {
+	gens, err := b.Generations("ct1")
+	must(t, "generations", err)
+	if len(gens) != 3 || !gens[2].Current || !gens[2].HasConfig || !gens[0].HasConfig {
+		t.Fatalf("generations: %+v", gens)
+	}
+	first, last := gens[0].Number, gens[2].Number
+	if text, _ := b.GenerationConfig("ct1", last); string(text) != string(goodConfig("ct1")) {
+		t.Errorf("text of the current generation:\n%s", text)
+	}
+	must(t, "switch to the first generation", b.SwitchGeneration(ctx, "ct1", first))
+	if text, _ := b.ReadConfig("ct1"); string(text) != ops.DefaultConfig("ct1", "") {
+		t.Errorf("config.nix after the switch:\n%s", text)
+	}
+	if st, _ := b.Status("ct1"); st.Generation != first {
+		t.Errorf("generation after the switch: %d", st.Generation)
+	}
+	wantErr(t, "broken config", b.SetConfig(ctx, "ct1", brokenConfig("ct1")), ops.ErrBuildFailed)
+	must(t, "switch back to the last generation", b.SwitchGeneration(ctx, "ct1", last))
+	if text, _ := b.RejectedConfig("ct1"); string(text) != string(brokenConfig("ct1")) {
+		t.Errorf("the text the switch replaced was not kept:\n%s", text)
+	}
+	if st, _ := b.Status("ct1"); st.Notice == "" {
+		t.Error("the status does not say where the replaced text is")
+	}
+	wantErr(t, "switch to a generation that is not", b.SwitchGeneration(ctx, "ct1", 999), ops.ErrInvalid)
+	wantErr(t, "delete the current generation", b.DeleteGeneration(ctx, "ct1", last), ops.ErrBusy)
+	must(t, "delete the first generation", b.DeleteGeneration(ctx, "ct1", first))
+	if gens, _ := b.Generations("ct1"); len(gens) != 2 || gens[0].Number == first {
+		t.Errorf("generations after a delete: %+v", gens)
+	}
 }

@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"syscall"
 
 	"nixcfs/ops"
@@ -34,6 +35,16 @@ func errnoOf(err error) syscall.Errno {
 		return syscall.EPERM
 	case errors.Is(err, ops.ErrAddressInUse):
 		return syscall.EADDRINUSE
+	case errors.Is(err, ops.ErrOverridden):
+		return syscall.ECANCELED // a stop written while this start waited
+	case errors.Is(err, ops.ErrEscape):
+		return syscall.ELOOP // a guest's symlink leads out of its root tree
+	case errors.Is(err, ops.ErrNotRegular):
+		return syscall.EINVAL
+	case errors.Is(err, ops.ErrTooLarge):
+		return syscall.EFBIG
+	case errors.Is(err, fs.ErrNotExist):
+		return syscall.ENOENT
 	}
 	// ErrBuildFailed, ErrStartFailed, ErrUnitOperation, ErrNotBuilt and the unforeseen.
 	return syscall.EIO

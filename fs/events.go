@@ -15,11 +15,13 @@ import (
 
 const eventsName = "events"
 
-// eventsFile is /events: a blocking stream of `TIME NAME KEY VALUE` lines, one per
-// change (states, builds, creation, removal). Each open starts at "now".
+// eventsFile is /events, and NAME/events: a blocking stream of `TIME NAME KEY VALUE`
+// lines, one per change (states, builds, creation, removal) of every container, or of
+// the one named. Each open starts at "now".
 type eventsFile struct {
 	gofs.Inode
-	b Backend
+	b    Backend
+	name string // "" for every container
 
 	reading atomic.Int32 // reads in progress: tests wait for blocked readers with it
 }
@@ -38,7 +40,7 @@ func (n *eventsFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, u
 		return nil, 0, syscall.EACCES
 	}
 	watch, stop := context.WithCancel(context.Background())
-	h := &eventsHandle{n: n, events: n.b.Watch(watch, ""), stop: stop, lock: make(chan struct{}, 1)}
+	h := &eventsHandle{n: n, events: n.b.Watch(watch, n.name), stop: stop, lock: make(chan struct{}, 1)}
 	return h, fuse.FOPEN_DIRECT_IO, 0
 }
 

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -34,14 +35,35 @@ type fakeBackend struct {
 }
 
 type fakeContainer struct {
+	overridden  chan struct{} // closed by a stop while a start waits
 	state       ops.State
 	host, local string
 	autostart   bool
+	ports       []string
 	declarative bool
 	startErr    error
 	lastErr     string
+	notice      string
 	build       ops.BuildState
+	gens        []fakeGeneration // oldest first
+	current     int
+	rejected    []byte
 	limits      ops.Limits // zero: none set (fakeLimitsOf)
+}
+
+type fakeGeneration struct {
+	n    int
+	text string
+}
+
+// newGenerationLocked records a successful build of text as the next generation.
+func (c *fakeContainer) newGenerationLocked(text string) {
+	n := len(c.gens) + 1
+	if len(c.gens) > 0 {
+		n = c.gens[len(c.gens)-1].n + 1
+	}
+	c.gens = append(c.gens, fakeGeneration{n: n, text: text})
+	c.current = n
 }
 
 // brokenMarker in a configuration makes its build fail.
@@ -166,7 +188,7 @@ func (f *fakeBackend) Status(name string) (ops.Status, error) {
 	}
 	return ops.Status{Name: name, State: c.state, Unit: ops.UnitName(name), HostAddress: c.host,
 		LocalAddress: c.local, Autostart: c.autostart, Declarative: c.declarative, Error: c.lastErr,
-		Config: c.build}, nil
+		Config: c.build, Generation: c.current, Notice: c.notice}, nil
 }
 
 // Create makes the container creating, with its first build pending: it ends (built,
@@ -204,6 +226,7 @@ func (f *fakeBackend) WaitBuilt(ctx context.Context, name string) error {
 	}
 	if c.state == ops.StateCreating {
 		c.build = ops.BuildBuilt
+		c.newGenerationLocked(ops.DefaultConfig(name, ""))
 		f.publishLocked(name, ops.EventConfig, c.build.String())
 		f.setStateLocked(name, ops.StateStopped)
 	}
@@ -237,6 +260,11 @@ func (f *fakeBackend) Start(ctx context.Context, name string) error {
 	if err == nil {
 		err = c.startErr
 	}
+	var overridden chan struct{}
+	if err == nil {
+		c.overridden = make(chan struct{})
+		overridden = c.overridden
+	}
 	f.mu.Unlock()
 	if err != nil {
 		return err
@@ -245,6 +273,8 @@ func (f *fakeBackend) Start(ctx context.Context, name string) error {
 		f.setState(name, ops.StateStarting)
 		select {
 		case <-gate:
+		case <-overridden:
+			return fmt.Errorf("%w: start of %s overridden by stop", ops.ErrOverridden, name)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -253,8 +283,16 @@ func (f *fakeBackend) Start(ctx context.Context, name string) error {
 	return nil
 }
 
+// Stop overrides a start that waits.
 func (f *fakeBackend) Stop(ctx context.Context, name string) error {
-	if _, err := f.State(name); err != nil {
+	f.mu.Lock()
+	c, err := f.get(name)
+	if err == nil && c.overridden != nil {
+		close(c.overridden)
+		c.overridden = nil
+	}
+	f.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	f.setState(name, ops.StateStopped)
@@ -307,6 +345,15 @@ func (f *fakeBackend) SetConfig(ctx context.Context, name string, text []byte) e
 		return fmt.Errorf("%w: nix-build: exit status 1", ops.ErrBuildFailed)
 	}
 	c.build, c.lastErr = ops.BuildBuilt, ""
+	c.newGenerationLocked(string(text))
+	return nil
+}
+
+// WriteConfig is SetConfig without the wait: a failed build shows in the status only.
+func (f *fakeBackend) WriteConfig(ctx context.Context, name string, text []byte) error {
+	if err := f.SetConfig(ctx, name, text); err != nil && !errors.Is(err, ops.ErrBuildFailed) {
+		return err
+	}
 	return nil
 }
 
@@ -351,6 +398,67 @@ func (f *fakeBackend) SetAutostart(ctx context.Context, name string, on bool) er
 		return err
 	}
 	c.autostart = on
+	return nil
+}
+
+func (f *fakeBackend) Ports(name string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.get(name)
+	if err != nil {
+		return nil, err
+	}
+	return append([]string(nil), c.ports...), nil
+}
+
+// SetPorts checks as ops does, and notes each refusal in the status.
+func (f *fakeBackend) SetPorts(ctx context.Context, name string, specs []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	err := f.checkPortsLocked(name, specs)
+	if err == nil {
+		f.containers[name].ports = append([]string(nil), specs...)
+		f.publishLocked(name, ops.EventPorts, strings.Join(specs, ","))
+	}
+	return err
+}
+
+func (f *fakeBackend) CheckPorts(name string, specs []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.checkPortsLocked(name, specs)
+}
+
+func (f *fakeBackend) checkPortsLocked(name string, specs []string) error {
+	err := f.refusePortsLocked(name, specs)
+	if c := f.containers[name]; c != nil && err != nil {
+		c.lastErr = err.Error()
+	}
+	return err
+}
+
+func (f *fakeBackend) refusePortsLocked(name string, specs []string) error {
+	c, err := f.getForChange(name)
+	if err != nil {
+		return err
+	}
+	forwards, err := ops.ParsePortForwards(specs)
+	if err != nil {
+		return err
+	}
+	if c.state.Busy() {
+		return fmt.Errorf("%w: %s is %s", ops.ErrBusy, name, c.state)
+	}
+	for other, oc := range f.containers {
+		theirs, _ := ops.ParsePortForwards(oc.ports)
+		for _, p := range forwards {
+			for _, q := range theirs {
+				if other != name && p.Protocol == q.Protocol && p.HostPort == q.HostPort {
+					return fmt.Errorf("%w: %s port %d", ops.ErrAddressInUse, p.Protocol, p.HostPort)
+				}
+			}
+		}
+	}
 	return nil
 }
 
@@ -429,4 +537,109 @@ func (f *fakeBackend) commitCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.commits)
+}
+
+func (f *fakeBackend) NoteError(name string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c := f.containers[name]; c != nil && err != nil {
+		c.lastErr = err.Error()
+		f.publishLocked(name, ops.EventError, c.lastErr)
+	}
+}
+
+func (f *fakeBackend) Generations(name string) ([]ops.Generation, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.get(name)
+	if err != nil {
+		return nil, err
+	}
+	var gens []ops.Generation
+	for _, g := range c.gens {
+		gens = append(gens, ops.Generation{Number: g.n, System: fmt.Sprintf("/nix/store/fake-%s-%d", name, g.n),
+			Current: g.n == c.current, HasConfig: true})
+	}
+	return gens, nil
+}
+
+func (f *fakeBackend) generationLocked(c *fakeContainer, n int) *fakeGeneration {
+	for i := range c.gens {
+		if c.gens[i].n == n {
+			return &c.gens[i]
+		}
+	}
+	return nil
+}
+
+func (f *fakeBackend) GenerationConfig(name string, n int) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.get(name)
+	if err != nil {
+		return nil, err
+	}
+	if g := f.generationLocked(c, n); g != nil {
+		return []byte(g.text), nil
+	}
+	return nil, os.ErrNotExist
+}
+
+// SwitchGeneration keeps a replaced text that is no generation's, as ops does.
+func (f *fakeBackend) SwitchGeneration(ctx context.Context, name string, n int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.getForChange(name)
+	if err != nil {
+		return err
+	}
+	g := f.generationLocked(c, n)
+	if g == nil {
+		return fmt.Errorf("%w: %s has no generation %d", ops.ErrInvalid, name, n)
+	}
+	old, _ := os.ReadFile(f.configPath(name))
+	known := false
+	for _, other := range c.gens {
+		known = known || other.text == string(old)
+	}
+	if !known {
+		c.rejected, c.notice = old, "config.nix.rejected keeps the replaced text"
+	}
+	c.current = n
+	return os.WriteFile(f.configPath(name), []byte(g.text), 0o644)
+}
+
+func (f *fakeBackend) DeleteGeneration(ctx context.Context, name string, n int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.getForChange(name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case f.generationLocked(c, n) == nil:
+		return fmt.Errorf("%w: %s has no generation %d", ops.ErrNotFound, name, n)
+	case n == c.current:
+		return fmt.Errorf("%w: generation %d is current", ops.ErrBusy, n)
+	}
+	for i := range c.gens {
+		if c.gens[i].n == n {
+			c.gens = append(c.gens[:i], c.gens[i+1:]...)
+			break
+		}
+	}
+	return nil
+}
+
+func (f *fakeBackend) RejectedConfig(name string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.get(name)
+	if err != nil {
+		return nil, err
+	}
+	if c.rejected == nil {
+		return nil, os.ErrNotExist
+	}
+	return c.rejected, nil
 }

@@ -3,7 +3,6 @@ package fs
 import (
 	"context"
 	"io"
-	"sync"
 	"syscall"
 	"time"
 
@@ -21,27 +20,23 @@ import (
 type journalFile struct {
 	gofs.Inode
 	c *containerRef
-
-	mu       sync.Mutex
-	size     int64
-	sizeTime time.Time
 }
 
 const sizeMaxAge = time.Second
 
 // pathSize is the journal's size for a stat without an open handle.
 func (n *journalFile) pathSize(ctx context.Context) (int64, syscall.Errno) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if time.Since(n.sizeTime) < sizeMaxAge {
-		return n.size, 0
+	n.c.logMu.Lock()
+	defer n.c.logMu.Unlock()
+	if time.Since(n.c.logSize.at) < sizeMaxAge {
+		return n.c.logSize.size, 0
 	}
 	size, err := n.c.b.LogSize(ctx, n.c.name)
 	if errno := journalErrno(ctx, err); errno != 0 {
 		return 0, errno
 	}
-	n.size, n.sizeTime = size, time.Now()
-	return n.size, 0
+	n.c.logSize = sizeCache{size: size, at: time.Now()}
+	return size, 0
 }
 
 // journalErrno is EINTR for a reader that gave up, EIO when the journal could not be
@@ -70,7 +65,7 @@ func (n *journalFile) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.
 	if errno != 0 {
 		return errno
 	}
-	setFileAttr(&out.Attr, modeRO, int(size), time.Now())
+	setFileAttr(&out.Attr, modeSecretRO, int(size), time.Now())
 	return 0
 }
 

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -27,11 +26,10 @@ func Mount(mountpoint string, b Backend, o Options) (*fuse.Server, error) {
 }
 
 func mountRoot(mountpoint string, root *Root, o Options) (*fuse.Server, error) {
-	entryTimeout := time.Second
 	server, err := gofs.Mount(mountpoint, root, &gofs.Options{
-		// Names are cached for a second; removals from outside are notified at once.
-		// Attributes are not cached (nil AttrTimeout): dynamic files need a live size.
-		EntryTimeout: &entryTimeout,
+		// Each Lookup sets its name's entry timeout (entryTimeout, or freshInode); a
+		// global one would override the nodes' zeros. Attributes are not cached (nil
+		// AttrTimeout): dynamic files need a live size.
 		MountOptions: fuse.MountOptions{
 			FsName:        "nixcfs",
 			Name:          "nixcfs",

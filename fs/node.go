@@ -2,7 +2,10 @@ package fs
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -13,9 +16,13 @@ import (
 // Helpers every node file uses: attributes, per-open text, written values.
 
 const (
-	modeRW  = 0o644 // root writes, everyone (with --allow-other) reads
-	modeRO  = 0o444
-	modeDir = 0o755
+	modeRW = 0o644 // root writes, everyone (with --allow-other) reads
+	modeRO = 0o444
+	// Files that may hold secrets (a configuration's passwords and keys, and the logs
+	// that echo them) are root's alone, also under --allow-other.
+	modeSecretRW = 0o600
+	modeSecretRO = 0o400
+	modeDir      = 0o755
 )
 
 // containerRef is what the nodes of one container directory share: the backend and
@@ -23,6 +30,44 @@ const (
 type containerRef struct {
 	b    Backend
 	name string
+
+	mu   sync.Mutex
+	inos map[string]uint64 // of its own files, kept across their fresh inodes
+
+	logMu   sync.Mutex // held while the journal's size is counted
+	logSize sizeCache  // of the journal, for stats without an open handle
+}
+
+// inoSource numbers the inodes that lookups make anew (freshInode): each file keeps one
+// inode number, so that cp and tail, which compare a path's and an fd's st_ino, see one
+// file; the generation tells the kernel's inodes apart.
+type inoSource struct {
+	next atomic.Uint64 // below go-fuse's automatic numbers, which start at 1<<63
+	gen  atomic.Uint64
+}
+
+func newInoSource() *inoSource {
+	s := &inoSource{}
+	s.next.Store(1 << 62)
+	return s
+}
+
+// freshAttr is the identity of a new inode for the container's file.
+func (c *containerRef) freshAttr(src *inoSource, file string, mode uint32) gofs.StableAttr {
+	c.mu.Lock()
+	ino, ok := c.inos[file]
+	if !ok {
+		ino = src.next.Add(1)
+		c.inos[file] = ino
+	}
+	c.mu.Unlock()
+	return gofs.StableAttr{Mode: mode, Ino: ino, Gen: src.gen.Add(1)}
+}
+
+// sizeCache keeps a size that is costly to learn for a short while.
+type sizeCache struct {
+	size int64
+	at   time.Time
 }
 
 // mayWrite refuses every write to a declarative container, at open(2).
@@ -37,6 +82,20 @@ func (c *containerRef) mayWrite() syscall.Errno {
 	return 0
 }
 
+// refuse puts why a write of data to file was refused in the container's status, and
+// returns EINVAL, the errno of a value a file does not take.
+func (c *containerRef) refuse(file string, data []byte, why string) syscall.Errno {
+	shown := data
+	if len(shown) > 64 {
+		shown = shown[:64]
+	}
+	c.b.NoteError(c.name, fmt.Errorf("%s: %q refused: %s", file, shown, why))
+	return syscall.EINVAL
+}
+
+// notOneValue says why writtenValue refused a write.
+const notOneValue = "a file takes one value per write (blanks around it and one newline after it are allowed)"
+
 func writes(flags uint32) bool { return flags&syscall.O_ACCMODE != syscall.O_RDONLY }
 
 // setFileAttr describes a regular file whose content is size bytes right now: the true
@@ -47,6 +106,15 @@ func setFileAttr(out *fuse.Attr, mode uint32, size int, mtime time.Time) {
 	out.Size = uint64(size)
 	out.SetTimes(nil, &mtime, &mtime)
 }
+
+const (
+	// entryTimeout is how long the kernel may keep a name without asking: names are
+	// stable for a second, and removals from outside are notified at once.
+	entryTimeout = time.Second
+	// freshInode is the entry timeout of files whose every lookup makes a new inode:
+	// none, so that each open looks the name up again.
+	freshInode = 0
+)
 
 func setDirAttr(out *fuse.AttrOut) {
 	out.Mode = syscall.S_IFDIR | modeDir
@@ -107,6 +175,7 @@ func writtenValue(data []byte) (string, bool) {
 type valueFile struct {
 	gofs.Inode
 	c     *containerRef
+	name  string // in the container's directory
 	mode  uint32
 	value func() (string, error)
 }
@@ -143,13 +212,16 @@ func (n *valueFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, ui
 var _ = (gofs.NodeSetattrer)((*valueFile)(nil)) // echo's O_TRUNC comes as SETATTR size 0
 
 // Setattr lets `echo v > file` truncate first and refuses what makes no sense for a
-// value.
+// value: a mode or owner, and a truncation to anything but empty.
 func (n *valueFile) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	_, mode := in.GetMode()
 	_, uid := in.GetUID()
 	_, gid := in.GetGID()
 	if mode || uid || gid || n.mode == modeRO {
 		return syscall.EPERM
+	}
+	if size, ok := in.GetSize(); ok && size > 0 {
+		return n.c.refuse(n.name, nil, fmt.Sprintf("truncation to %d bytes: write a whole value instead", size))
 	}
 	return n.Getattr(ctx, f, out)
 }

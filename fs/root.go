@@ -16,8 +16,9 @@ import (
 // the `events` file. mkdir creates a container, rmdir destroys one.
 type Root struct {
 	gofs.Inode
-	b   Backend
-	log zerolog.Logger
+	b    Backend
+	log  zerolog.Logger
+	inos *inoSource
 
 	mu     sync.Mutex
 	mkdirs map[string]int // containers created by our Mkdir, until Follow sees them
@@ -26,7 +27,7 @@ type Root struct {
 // New is the root of a filesystem over b. Mount it with Mount, or mount it yourself
 // and run Follow once the mount is up.
 func New(b Backend, o Options) *Root {
-	return &Root{b: b, log: o.Log, mkdirs: map[string]int{}}
+	return &Root{b: b, log: o.Log, inos: newInoSource(), mkdirs: map[string]int{}}
 }
 
 var _ = (gofs.NodeOnAdder)((*Root)(nil)) // events is always there
@@ -54,11 +55,12 @@ func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 		ch = r.newContainerDir(ctx, name)
 	}
 	entryOf(ctx, ch.Operations(), out)
+	out.SetEntryTimeout(entryTimeout)
 	return ch, 0
 }
 
 func (r *Root) newContainerDir(ctx context.Context, name string) *gofs.Inode {
-	d := &containerDir{c: &containerRef{b: r.b, name: name}}
+	d := &containerDir{c: &containerRef{b: r.b, name: name, inos: map[string]uint64{}}, inoSrc: r.inos}
 	return r.NewInode(ctx, d, gofs.StableAttr{Mode: syscall.S_IFDIR})
 }
 
@@ -86,6 +88,7 @@ func (r *Root) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	}
 	ch := r.newContainerDir(ctx, name)
 	entryOf(ctx, ch.Operations(), out)
+	out.SetEntryTimeout(entryTimeout)
 	return ch, 0
 }
 

@@ -15,7 +15,7 @@ func TestMkdirCreatesAndLsLists(t *testing.T) {
 	if got := strings.Fields(mustSh(t, mnt, `ls $MNT`)); strings.Join(got, " ") != "db events web" {
 		t.Errorf("ls = %v", got)
 	}
-	if got := strings.Fields(mustSh(t, mnt, `ls $MNT/web`)); strings.Join(got, " ") != "address autostart build.log config.nix cpu.max cpu.weight host-address io.weight log memory.max pids.max state stats status" {
+	if got := strings.Fields(mustSh(t, mnt, `ls $MNT/web`)); strings.Join(got, " ") != "address autostart build.log config.nix cpu.max cpu.weight events generation generations host-address io.weight log memory.max pids.max ports state stats status" {
 		t.Errorf("ls web = %v", got)
 	}
 	// Its first build runs in the background, as in ops: creating until it ends.
@@ -97,5 +97,30 @@ func TestStatusText(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("status lacks %q:\n%s", want, text)
 		}
+	}
+}
+
+// generations is a symlink to a directory that is not listed: ls shows the generations,
+// and rmdir deletes one, but rm -rf of a stopped container, which destroys it, never
+// descends into its history.
+func TestGenerationsFiles(t *testing.T) {
+	f, mnt := mountFake(t)
+	mustSh(t, mnt, `mkdir $MNT/web`)
+	f.WaitBuilt(context.Background(), "web")
+	mustSh(t, mnt, `printf '# two\n' > $MNT/web/config.nix && printf '# three\n' > $MNT/web/config.nix`)
+	if got := mustSh(t, mnt, `ls $MNT/web/generations/; cat $MNT/web/generation`); got != "1\n2\n3\n3\n" {
+		t.Errorf("generations: %q", got)
+	}
+	if got := mustSh(t, mnt, `ls $MNT/web/generations/2; cat $MNT/web/generations/2/config.nix $MNT/web/generations/2/system`); got != "built\nconfig.nix\nsystem\n# two\n/nix/store/fake-web-2\n" {
+		t.Errorf("generation 2: %q", got)
+	}
+	mustSh(t, mnt, `echo 2 > $MNT/web/generation && test "$(cat $MNT/web/config.nix)" = "# two"`)
+	failSh(t, mnt, `echo 9 > $MNT/web/generation`, "Invalid argument")
+	failSh(t, mnt, `echo two > $MNT/web/generation`, "Invalid argument")
+	failSh(t, mnt, `rmdir $MNT/web/generations/2`, "Device or resource busy")
+	mustSh(t, mnt, `rmdir $MNT/web/generations/1 && ! test -e $MNT/web/generations/1`)
+	mustSh(t, mnt, `rm -rf $MNT/web && ! test -e $MNT/web`)
+	if f.Exists("web") {
+		t.Error("rm -rf did not destroy the stopped container")
 	}
 }

@@ -14,7 +14,7 @@ import (
 type stateFile struct{ valueFile }
 
 func newStateFile(c *containerRef) *stateFile {
-	n := &stateFile{valueFile{c: c, mode: modeRW}}
+	n := &stateFile{valueFile{c: c, name: "state", mode: modeRW}}
 	n.value = func() (string, error) {
 		st, err := c.b.State(c.name)
 		return st.String() + "\n", err
@@ -37,9 +37,12 @@ var _ = (gofs.NodeWriter)((*stateFile)(nil))
 // Write acts on the word; the offset is ignored (>> writes at the cached size).
 func (n *stateFile) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
 	word, ok := writtenValue(data)
+	if !ok {
+		return 0, n.c.refuse(n.name, data, notOneValue)
+	}
 	act := n.actions()[word]
-	if !ok || act == nil {
-		return 0, syscall.EINVAL
+	if act == nil {
+		return 0, n.c.refuse(n.name, data, "the words are start, stop, restart, reload and terminate")
 	}
 	if err := detached(ctx, func(ctx context.Context) error { return act(ctx, n.c.name) }); err != nil {
 		return 0, errnoOf(err)

@@ -120,3 +120,32 @@ func TestReadOnlyFiles(t *testing.T) {
 		failSh(t, mnt, `echo x > $MNT/web/`+file, "Permission denied")
 	}
 }
+
+// A stop written while a start waits (for a build, for the guest) acts at once: each
+// lookup of state is an inode of its own, so the kernel does not queue the second
+// writer behind the first; the waiting start ends, overridden.
+func TestStopWhileStartWaits(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("web", &fakeContainer{}, false)
+	gate := make(chan struct{})
+	defer close(gate)
+	f.set(func() { f.startGate = gate })
+	start := startSh(t, mnt, `exec 2>&1; echo start > $MNT/web/state; echo "start: $?"`)
+	eventually(t, 10*time.Second, "the start waits", func() bool {
+		st, _ := f.State("web")
+		return st == ops.StateStarting
+	})
+	begin := time.Now()
+	mustSh(t, mnt, `echo stop > $MNT/web/state`)
+	if took := time.Since(begin); took > time.Second {
+		t.Errorf("the stop waited %v behind the start", took)
+	}
+	start.waitLine(t, "the start ends", func(l string) bool { return strings.HasPrefix(l, "start: ") })
+	out, _ := start.finish(t)
+	if !strings.Contains(out, "Operation canceled") || !strings.Contains(out, "start: 1") {
+		t.Errorf("the overridden start: %q", out)
+	}
+	if st, _ := f.State("web"); st != ops.StateStopped {
+		t.Errorf("state %s after the stop", st)
+	}
+}

@@ -13,7 +13,7 @@ import (
 type statusFile struct{ valueFile }
 
 func newStatusFile(c *containerRef) *statusFile {
-	n := &statusFile{valueFile{c: c, mode: modeRO}}
+	n := &statusFile{valueFile{c: c, name: "status", mode: modeRO}}
 	n.value = func() (string, error) {
 		st, err := c.b.Status(c.name)
 		return statusText(st), err
@@ -39,7 +39,7 @@ func statusText(s ops.Status) string {
 		{"host_address", s.HostAddress}, {"local_address", s.LocalAddress},
 		{"interface", s.Interface}, {"system", s.System},
 		{"generation", fmt.Sprint(s.Generation)}, {"config", s.Config.String()},
-		{"autostart", autostart}, {"error", s.Error},
+		{"autostart", autostart}, {"error", s.Error}, {"notice", s.Notice},
 	}
 	var b strings.Builder
 	for _, r := range rows {

@@ -9,10 +9,13 @@
 # own with `--arg init /path/to/init'. `busybox' is the static busybox the
 # system's shell, su, login, hostname and the other tools come from: Debian's
 # busybox-static (`--arg busybox /path/to/busybox' for another one).
+# `bash' is the system's bash, as NixOS systems have one: Debian's
+# bash-static (`--arg bash /path/to/bash').
 { configuration ? <nixos-config>
 , system ? builtins.currentSystem
 , init ? ./bin/init
 , busybox ? /bin/busybox
+, bash ? /bin/bash-static
 }:
 
 let
@@ -32,11 +35,18 @@ let
     then builtins.path { path = busybox; name = "busybox"; }
     else throw "${toString busybox} is missing: apt-get install busybox-static";
 
+  # A static bash, laid out as the system's sw/bin/bash.
+  guestBash =
+    if builtins.pathExists bash
+    then builtins.path { path = bash; name = "bash"; }
+    else throw "${toString bash} is missing: apt-get install bash-static";
+
   # The guest has no nixpkgs; `pkgs' holds only what its modules use.
   pkgs = {
     inherit system lib;
     nixcfs-guest-init = guestInit;
     busybox = guestBusybox;
+    bash = guestBash;
     writeText = name: text: builtins.toFile name text;
   };
 

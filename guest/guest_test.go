@@ -482,7 +482,8 @@ with lib;
 }
 
 // checkLayout checks the toplevel: named like NixOS's, with the init binary
-// as init and bin/switch-to-configuration, config.json and nixos-version.
+// as nixcfs-init and bin/switch-to-configuration, an init script that runs
+// it, config.json, nixos-version, system and sw/bin.
 func checkLayout(t *testing.T, result string) {
 	t.Helper()
 	system, err := filepath.EvalSymlinks(result)
@@ -494,15 +495,31 @@ func checkLayout(t *testing.T, result string) {
 	if !regexp.MustCompile(`^/nix/store/[0-9a-z]{32}-nixos-system-` + regexp.QuoteMeta(name) + `-25\.11\.nixcfs$`).MatchString(system) {
 		t.Errorf("system path %s is not nixos-system-%s-VERSION", system, name)
 	}
-	for _, program := range []string{"init", "bin/switch-to-configuration"} {
+	for _, program := range []string{"init", "nixcfs-init", "bin/switch-to-configuration"} {
 		fi, err := os.Stat(filepath.Join(system, program))
 		if err != nil || fi.Mode()&0o111 == 0 {
 			t.Errorf("%s is not an executable: %v", program, err)
 		}
+	}
+	for _, program := range []string{"nixcfs-init", "bin/switch-to-configuration"} {
 		target, err := os.Readlink(filepath.Join(system, program))
 		if err != nil || !strings.HasSuffix(target, "-nixcfs-guest-init") {
 			t.Errorf("%s -> %q, %v; want the nixcfs-guest-init store path", program, target, err)
 		}
+	}
+	// init is a script NixOS's container init script can source with bash.
+	script, err := os.ReadFile(filepath.Join(system, "init"))
+	if err != nil || !strings.HasPrefix(string(script), "#!"+system+"/sw/bin/sh\n") ||
+		!strings.HasSuffix(string(script), "\nexec "+system+"/nixcfs-init\n") {
+		t.Errorf("init script:\n%s\n%v", script, err)
+	}
+	// What NixOS's container@.service reads of a system on x86_64 hosts.
+	if platform, err := os.ReadFile(filepath.Join(system, "system")); err != nil || string(platform) != nixSystem(t) {
+		t.Errorf("system = %q, %v; want %q", platform, err, nixSystem(t))
+	}
+	bash, err := os.Readlink(filepath.Join(system, "sw", "bin", "bash"))
+	if err != nil || !regexp.MustCompile(`^/nix/store/[0-9a-z]{32}-bash$`).MatchString(bash) {
+		t.Errorf("sw/bin/bash -> %q, %v; want the bash store path", bash, err)
 	}
 	if version, err := os.ReadFile(filepath.Join(system, "nixos-version")); err != nil || string(version) != "25.11.nixcfs" {
 		t.Errorf("nixos-version = %q, %v", version, err)
@@ -644,6 +661,61 @@ func TestMissingBusybox(t *testing.T) {
 		out, err := build.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), tc.want) {
 			t.Errorf("nix-build --arg busybox %s: %v\n%s\nwant %q", tc.busybox, err, out, tc.want)
+		}
+	}
+}
+
+// The system's bash is a real one, runs from the store and reads /etc/profile
+// as a login shell, as NixOS's container@.service has it do on reload.
+func TestBashInSystem(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"configuration.nix": containerTemplate})
+	result, stderr, err := nixBuild(t, guestDir(t), dir)
+	if err != nil {
+		t.Fatalf("nix-build: %v\n%s", err, stderr)
+	}
+	bash, err := os.Readlink(filepath.Join(result, "sw", "bin", "bash"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	query := exec.Command("nix-store", "-qR", result)
+	query.Env = nixEnv()
+	closure, err := query.Output()
+	if err != nil || !strings.Contains(string(closure), bash+"\n") {
+		t.Errorf("closure of the system lacks %s: %v\n%s", bash, err, closure)
+	}
+	out, err := exec.Command(filepath.Join(result, "sw", "bin", "bash"), "--login", "-c", "echo ${BASH_VERSINFO[0]} $((6 * 7))").Output()
+	if err != nil || !regexp.MustCompile(`^[5-9] 42\n$`).Match(out) {
+		t.Errorf("sw/bin/bash --login -c ... = %q, %v", out, err)
+	}
+}
+
+// Without a static bash the build says what to install.
+func TestMissingBash(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"configuration.nix": containerTemplate})
+	dynamic, err := exec.LookPath("nix-build")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dynamic, err = filepath.EvalSymlinks(dynamic); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ bash, want string }{
+		{filepath.Join(dir, "no", "bash"), "error: " + filepath.Join(dir, "no", "bash") + " is missing: apt-get install bash-static"},
+		{dynamic, "is dynamically linked (apt-get install bash-static)"},
+	} {
+		build := exec.Command("nix-build", guestDir(t), "-I", "nixos-config="+filepath.Join(dir, "configuration.nix"),
+			"-A", "system", "--no-out-link", "--arg", "init", initBinary, "--arg", "bash", tc.bash,
+			"--option", "substituters", "")
+		build.Env = nixEnv()
+		out, err := build.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("nix-build --arg bash %s: %v\n%s\nwant %q", tc.bash, err, out, tc.want)
 		}
 	}
 }

@@ -194,9 +194,10 @@ in
     };
 
     # The toplevel is built by the guest's init binary itself (no stdenv, no
-    # shell): it lays out init, bin/switch-to-configuration, config.json,
-    # nixos-version and sw/bin (busybox and a link per applet: sh, su, login,
-    # hostname, ls, ps, ip...). config.json holds the whole configuration but
+    # shell): it lays out init (a stage-2 script that execs nixcfs-init, the
+    # binary), bin/switch-to-configuration, config.json, nixos-version, system
+    # and sw/bin (busybox and a link per applet: sh, su, login, hostname, ls,
+    # ps, ip...; and bash). config.json holds the whole configuration but
     # _module and system.build, as the guest's init reads it.
     system.build.toplevel = derivation {
       name = "nixos-system-${config.system.name}-${config.system.nixos.label}";
@@ -205,6 +206,7 @@ in
       args = [ "build-toplevel" ];
       init = pkgs.nixcfs-guest-init;
       busybox = pkgs.busybox;
+      bash = pkgs.bash;
       nixosVersion = config.system.nixos.version;
       configJSON = builtins.toJSON (removeAttrs config [ "_module" "system" ] // {
         system = removeAttrs config.system [ "build" ];

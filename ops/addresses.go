@@ -8,50 +8,23 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // addressLock holds the lock nixos-container takes (flock on /run/lock/nixos-container)
 // while it picks addresses and writes a conf file, so that we, parallel creates, and
 // nixos-container running beside us never hand out the same pair.
-type addressLock struct{ f *os.File }
+type addressLock struct{ f *fileLock }
 
 func lockAddresses(ctx context.Context, path string) (*addressLock, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := lockFile(ctx, path)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, err
 	}
-	// Polled, not blocking, so that a caller that gives up (an interrupted mkdir) can.
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return &addressLock{f}, nil
-		}
-		if err != unix.EWOULDBLOCK && err != unix.EINTR {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	return &addressLock{f}, nil
 }
 
 // unlock releases the lock; a second call does nothing.
-func (l *addressLock) unlock() {
-	if l.f != nil {
-		l.f.Close()
-		l.f = nil
-	}
-}
+func (l *addressLock) unlock() { l.f.unlock() }
 
 // The same patterns nixos-container matches: a pair is taken when either address
 // appears in any conf file (a "/prefix" after the address is ignored).
@@ -94,21 +67,60 @@ func nextFreePair(used map[string]string) (host, local string, err error) {
 }
 
 // ValidateAddress checks an address written by a user: an IPv4 address, with an
-// optional prefix length as NixOS allows ("10.0.0.1/24").
+// optional prefix length as NixOS allows ("10.0.0.1/24"), that a veth end can have:
+// not 0.0.0.0, a broadcast, loopback, multicast or link-local address, and no prefix
+// shorter than /8, which would route a large part of the Internet to the container.
 func ValidateAddress(s string) error {
-	addr := s
-	if a, bits, ok := strings.Cut(s, "/"); ok {
-		p, err := netip.ParsePrefix(s)
-		if err != nil || !p.Addr().Is4() || bits == "" {
-			return fmt.Errorf("%w: %q is not an IPv4 address", ErrInvalid, s)
-		}
-		addr = a
-	}
-	a, err := netip.ParseAddr(addr)
-	if err != nil || !a.Is4() {
+	p, err := parseAddress(s)
+	if err != nil {
 		return fmt.Errorf("%w: %q is not an IPv4 address", ErrInvalid, s)
 	}
+	a := p.Addr()
+	var why string
+	switch {
+	case a.IsUnspecified():
+		why = "is the unspecified address"
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		why = "is the broadcast address"
+	case a.IsLoopback():
+		why = "is a loopback address"
+	case a.IsMulticast():
+		why = "is a multicast address"
+	case a.IsLinkLocalUnicast():
+		why = "is a link-local address"
+	case p.Bits() < 8:
+		why = "has a prefix shorter than /8"
+	case p.Bits() <= 30 && a == lastOf(p):
+		why = "is the broadcast address of its prefix"
+	}
+	if why != "" {
+		return fmt.Errorf("%w: %s %s", ErrInvalid, s, why)
+	}
 	return nil
+}
+
+// parseAddress parses "a.b.c.d" (a /32) or "a.b.c.d/n".
+func parseAddress(s string) (netip.Prefix, error) {
+	if _, bits, ok := strings.Cut(s, "/"); ok {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || !p.Addr().Is4() || bits == "" {
+			return netip.Prefix{}, ErrInvalid
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return netip.Prefix{}, ErrInvalid
+	}
+	return netip.PrefixFrom(a, 32), nil
+}
+
+// lastOf is the last address of p's network: its broadcast address.
+func lastOf(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	n := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | host
+	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
 }
 
 // BareAddress drops a "/prefix".

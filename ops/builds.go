@@ -6,65 +6,125 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+
+	"nixcfs/internal/crash"
 )
 
-// Builds of one container never overlap: a build is claimed (claimBuild waits until
-// none runs), run in the background under the manager's context (runBuild), and
-// finished (finishBuild), which records its outcome for status and for waiters
-// (WaitBuilt). The caller that claimed it may stop waiting; the build goes on.
+// Builds of one container never overlap and run in the order they were queued: a
+// build is queued (queueLocked, which numbers it), waits for its turn and runs in the
+// background under the manager's context (runQueued), and is finished (finishBuild),
+// which records its outcome for status and for waiters (waitRun, WaitBuilt). The
+// caller that queued it may stop waiting; the build goes on.
 
 // buildRun is one build of a container's system.
 type buildRun struct {
 	ctx    context.Context // under the manager's: Close and Destroy cancel it
 	cancel context.CancelFunc
+	ticket uint64  // its place in the container's queue of builds
+	op     *opLock // the container's operation lock, when its creator holds it already
 	// Guarded by the registry's mu.
 	finished bool
 	err      error
 }
 
-// claimLocked marks a build of c as begun. Its context exists from the claim on, so
-// that Destroy can cancel a build that is claimed but not yet running.
-func (m *Manager) claimLocked(c *record) *buildRun {
+// queueLocked makes the next build of c, to run after those queued before it. Its
+// context exists from then on, so that Destroy can cancel a build before it runs.
+func (m *Manager) queueLocked(c *record) *buildRun {
 	ctx, cancel := context.WithCancel(m.ctx)
-	run := &buildRun{ctx: ctx, cancel: cancel}
-	c.running, c.build = run, BuildBuilding
-	return run
+	c.queued++
+	return &buildRun{ctx: ctx, cancel: cancel, ticket: c.queued}
 }
 
-// claimBuild waits until no build of c runs (its result is not ours), then claims a
-// new one: each caller's text is the one built.
-func (m *Manager) claimBuild(ctx context.Context, c *record) (*buildRun, error) {
-	var run *buildRun
-	err := m.reg.waitFor(ctx, func() bool {
-		if c.running != nil {
-			return false
-		}
-		if !c.destroying {
-			run = m.claimLocked(c)
-			m.reg.publishLocked(c.name, EventConfig, BuildBuilding.String())
-		}
-		return true
-	})
-	if err == nil && run == nil {
-		err = fmt.Errorf("%w: %s", ErrNotFound, c.name)
-	}
-	return run, err
+// beginLocked makes run the build of c that runs now.
+func (m *Manager) beginLocked(c *record, run *buildRun) {
+	c.served, c.running, c.build = run.ticket, run, BuildBuilding
 }
 
-// runBuild runs a claimed build in the background: it goes on when the caller stops
-// waiting, and Destroy or Close cancel it.
-func (m *Manager) runBuild(c *record, run *buildRun, build func(context.Context) error) {
+// runQueued runs a queued build in the background once it is its turn: it goes on when
+// the caller stops waiting, and Destroy or Close cancel it.
+func (m *Manager) runQueued(c *record, run *buildRun, build func(context.Context) error) {
 	m.goBackground(func() {
 		defer run.cancel()
+		var gone bool
+		err := m.reg.waitFor(run.ctx, func() bool {
+			switch {
+			case c.running == run: // begun by its creator
+				return true
+			case c.destroying:
+				gone = true
+				return true
+			case c.running != nil || c.served+1 != run.ticket:
+				return false
+			}
+			m.beginLocked(c, run)
+			m.reg.publishLocked(c.name, EventConfig, BuildBuilding.String())
+			return true
+		})
+		if gone {
+			err = fmt.Errorf("%w: %s", ErrNotFound, c.name)
+		}
 		start := time.Now()
-		err := run.ctx.Err() // cancelled before it began
 		if err == nil {
-			err = build(run.ctx)
+			err = m.buildLocked(run, c.name, build)
+		} else {
+			run.op.done()
 		}
 		m.finishBuild(c, run, err, time.Since(start))
 	})
+}
+
+// buildLocked runs build under the container's operation lock, which keeps it apart
+// from builds of other processes, and under the intent of a build, which a crash leaves
+// for the next start to report. The outcome is kept for every process to show.
+func (m *Manager) buildLocked(run *buildRun, name string, build func(context.Context) error) error {
+	op := run.op
+	if op == nil {
+		var err error
+		if op, err = m.l.lockOp(run.ctx, name); err != nil {
+			return err
+		}
+		_, gen := systemGeneration(m.l.SystemLink(name))
+		if err := op.mark(intentBuild, gen); err != nil {
+			op.done()
+			return err
+		}
+	}
+	defer op.done()
+	err := build(run.ctx)
+	crash.At(crash.BuildDone)
+	if !isCancel(err) {
+		m.l.saveBuildOutcome(name, err)
+	}
+	return err
+}
+
+// The outcome of a container's last build, kept in its data directory: "built", or
+// "failed" and the reason on the next line.
+func (l Layout) outcomePath(name string) string { return filepath.Join(l.DataPath(name), "last-build") }
+
+func (l Layout) saveBuildOutcome(name string, err error) {
+	text := BuildBuilt.String() + "\n"
+	if err != nil {
+		text = BuildFailed.String() + "\n" + oneLine(buildError(l.BuildLogPath(name), err)) + "\n"
+	}
+	writeFileAtomic(l.outcomePath(name), []byte(text), 0o600)
+}
+
+// loadBuildOutcome reads what saveBuildOutcome kept: BuildUnknown when nothing was.
+func (l Layout) loadBuildOutcome(name string) (BuildState, string) {
+	data, err := os.ReadFile(l.outcomePath(name))
+	if err != nil {
+		return BuildUnknown, ""
+	}
+	state, reason, _ := strings.Cut(strings.TrimSpace(string(data)), "\n")
+	if state == BuildFailed.String() {
+		return BuildFailed, reason
+	}
+	return BuildBuilt, ""
 }
 
 // finishBuild records a build's outcome: the container's build state and error, and
@@ -74,14 +134,18 @@ func (m *Manager) finishBuild(c *record, run *buildRun, err error, took time.Dur
 	if err != nil {
 		reason = oneLine(buildError(m.l.BuildLogPath(c.name), err)) // reads the log: not under the lock
 	}
+	_, generation := systemGeneration(m.l.SystemLink(c.name))
 	_, confErr := os.Stat(m.l.ConfPath(c.name))
 	m.reg.mu.Lock()
 	defer m.reg.mu.Unlock()
+	run.finished, run.err = true, err
+	m.reg.changed.Broadcast()
+	if c.running != run {
+		return // never ran: its container went, or the manager closed
+	}
 	wasCreating := c.creating
 	c.creating = false
-	run.finished, run.err = true, err
 	c.running, c.last = nil, run
-	m.reg.changed.Broadcast()
 	if m.reg.records[c.name] != c {
 		return // never announced (a create undone), or gone
 	}
@@ -98,7 +162,8 @@ func (m *Manager) finishBuild(c *record, run *buildRun, err error, took time.Dur
 		m.reg.publishLocked(c.name, EventError, reason)
 	} else {
 		c.build, c.lastErr = BuildBuilt, ""
-		m.log.Info().Str("container", c.name).Dur("took", took).Msg("built")
+		m.log.Info().Str("container", c.name).Dur("took", took).Int("generation", generation).Msg("built")
+		m.reg.publishLocked(c.name, EventGeneration, strconv.Itoa(generation))
 		m.reg.publishLocked(c.name, EventConfig, BuildBuilt.String())
 	}
 	if wasCreating {
@@ -168,12 +233,24 @@ func (m *Manager) waitRun(ctx context.Context, run *buildRun) error {
 }
 
 // buildSystem builds the container's system from its flake (FLAKE in the conf file)
-// or from its configuration.nix.
-func (m *Manager) buildSystem(ctx context.Context, name string, conf Conf) error {
+// or from text, its configuration.nix as it was when the build was queued. nix
+// evaluates a host-owned copy of the text, never the file in the root tree: nix would
+// follow a guest's symlink there to a host file.
+func (m *Manager) buildSystem(ctx context.Context, name string, conf Conf, text []byte) error {
 	if flake := conf.Get("FLAKE"); flake != "" {
 		return m.nix.buildFlake(ctx, m.l.ProfilePath(name), m.l.GCRootPath(name), flake, m.l.BuildLogPath(name))
 	}
-	return m.nix.build(ctx, m.l.ProfilePath(name), m.l.GCRootPath(name), m.l.ConfigPath(name), m.l.BuildLogPath(name))
+	input := m.l.BuildInputPath(name)
+	if err := os.MkdirAll(filepath.Dir(input), 0o700); err != nil {
+		return fmt.Errorf("build %s: %w", name, err)
+	}
+	if err := writeFileAtomic(input, text, 0o600); err != nil {
+		return fmt.Errorf("build %s: %w", name, err)
+	}
+	if err := m.nix.build(ctx, m.l.ProfilePath(name), m.l.GCRootPath(name), input, m.l.BuildLogPath(name)); err != nil {
+		return err
+	}
+	return m.l.saveGenerationText(name, text)
 }
 
 // OpenBuildLog opens the log of the container's last build, which grows while a build

@@ -219,3 +219,20 @@ func TestUnitTemplate(t *testing.T) {
 		t.Error("host template not found")
 	}
 }
+
+func TestAddressBounds(t *testing.T) {
+	for _, bad := range []string{"0.0.0.0", "255.255.255.255", "127.0.0.1", "127.1.2.3/8", "224.0.0.1",
+		"239.255.255.250", "169.254.1.1", "10.0.0.1/7", "1.2.3.4/0", "10.0.0.255/24", "10.233.1.3/31x"} {
+		if err := ValidateAddress(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ValidateAddress(%q) = %v, want ErrInvalid", bad, err)
+		}
+	}
+	for _, good := range []string{"10.0.0.1/8", "10.0.0.254/24", "192.168.1.1/31", "192.168.1.1/32", "100.64.0.1"} {
+		if err := ValidateAddress(good); err != nil {
+			t.Errorf("ValidateAddress(%q) = %v", good, err)
+		}
+	}
+	if err := ValidateName("events"); !errors.Is(err, ErrInvalidName) {
+		t.Errorf("the name of the mount's events file: %v", err)
+	}
+}

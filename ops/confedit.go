@@ -3,6 +3,8 @@ package ops
 import (
 	"context"
 	"fmt"
+
+	"nixcfs/internal/crash"
 )
 
 // Edits of a container's conf file. Each runs under the address lock, which
@@ -51,6 +53,7 @@ func (m *Manager) setAddresses(ctx context.Context, name, hostAddr, localAddr st
 	if err := distinctAddresses(newHost, newLocal); err != nil {
 		return err
 	}
+	crash.At(crash.AddressChosen)
 	return m.editConf(name, func(conf *Conf) {
 		conf.Set("HOST_ADDRESS", newHost)
 		conf.Set("LOCAL_ADDRESS", newLocal)
@@ -79,7 +82,8 @@ func (m *Manager) setAutostart(ctx context.Context, name string, on bool) error 
 var confEvents = []struct {
 	key  string
 	kind EventKind
-}{{"HOST_ADDRESS", EventHostAddress}, {"LOCAL_ADDRESS", EventAddress}, {"AUTO_START", EventAutostart}}
+}{{"HOST_ADDRESS", EventHostAddress}, {"LOCAL_ADDRESS", EventAddress}, {"AUTO_START", EventAutostart},
+	{"HOST_PORT", EventPorts}}
 
 // editConf rewrites the conf file atomically and updates the in-memory copy. The
 // caller holds the address lock.

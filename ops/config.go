@@ -2,70 +2,108 @@ package ops
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"time"
+
+	"nixcfs/internal/crash"
 )
 
-// The container's configuration.nix: read, replaced and built. Builds go through
-// claimBuild, so each caller's text is the one built.
+// The container's configuration.nix: read, replaced and built. Each text written queues
+// a build of that text (queueConfig).
 
-// ReadConfig returns the container's configuration.nix.
+// ReadConfig returns the container's configuration.nix: a regular file of at most
+// MaxConfigSize inside its root tree (ErrEscape, ErrNotRegular, ErrTooLarge otherwise,
+// noted in its status); os.ErrNotExist when it has none (made from a prebuilt system).
 func (m *Manager) ReadConfig(name string) ([]byte, error) {
 	if _, err := m.reg.lookup(name); err != nil {
 		return nil, err
 	}
-	return os.ReadFile(m.l.ConfigPath(name))
+	text, err := m.l.readConfig(name)
+	return text, m.notedUnlessMissing(name, err)
 }
 
-// ConfigInfo is the size and modification time of the container's configuration.nix;
-// os.ErrNotExist when it has none (made from a prebuilt system).
+// ConfigInfo is the size and modification time of the container's configuration.nix,
+// with the same errors as ReadConfig.
 func (m *Manager) ConfigInfo(name string) (size int64, mtime time.Time, err error) {
 	if _, err := m.reg.lookup(name); err != nil {
 		return 0, time.Time{}, err
 	}
-	fi, err := os.Stat(m.l.ConfigPath(name))
+	fi, err := m.l.statConfig(name)
 	if err != nil {
-		return 0, time.Time{}, err
+		return 0, time.Time{}, m.notedUnlessMissing(name, err)
 	}
 	return fi.Size(), fi.ModTime(), nil
+}
+
+// notedUnlessMissing is noted, except for a file that is simply not there.
+func (m *Manager) notedUnlessMissing(name string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return m.noted(name, err)
 }
 
 // SetConfig is `nixos-container update NAME --config-file`: the text becomes the
 // container's configuration.nix, the system is built and, if the container runs,
 // activated without a restart. The new text stays even when the build fails; the
 // container then keeps its previous system and Status says why. If ctx ends once the
-// build has begun, the build and switch go on and ctx's error is returned.
+// build has been queued, the build and switch go on and ctx's error is returned.
 func (m *Manager) SetConfig(ctx context.Context, name string, text []byte) error {
-	return m.update(ctx, name, text)
+	run, err := m.queueConfig(name, text)
+	if err != nil {
+		return err
+	}
+	return m.waitRun(ctx, run)
+}
+
+// WriteConfig is SetConfig that returns as soon as the text is written and its build
+// queued: for a rename over config.nix, during which the kernel holds the container
+// directory's lock. The build's outcome shows in Status and the events.
+func (m *Manager) WriteConfig(ctx context.Context, name string, text []byte) error {
+	_, err := m.queueConfig(name, text)
+	return err
 }
 
 // Update builds the current configuration.nix and, if the container runs, switches it
 // to the new system (`nixos-container update NAME`).
 func (m *Manager) Update(ctx context.Context, name string) error {
-	return m.update(ctx, name, nil)
+	run, err := m.queueConfig(name, nil)
+	if err != nil {
+		return err
+	}
+	return m.waitRun(ctx, run)
 }
 
-func (m *Manager) update(ctx context.Context, name string, text []byte) error {
+// queueConfig writes text as the container's configuration.nix (nil keeps the one
+// there) and queues a build of it. Builds of one container run one at a time, in the
+// order their texts were written, each of its own text.
+func (m *Manager) queueConfig(name string, text []byte) (*buildRun, error) {
 	c, err := m.reg.lookupForChange(name)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	run, err := m.claimBuild(ctx, c)
+	c.textMu.Lock()
+	defer c.textMu.Unlock()
+	if text != nil {
+		err = m.l.writeConfig(name, text)
+	} else {
+		text, err = m.l.readConfig(name)
+	}
 	if err != nil {
-		return err
+		return nil, m.noted(name, fmt.Errorf("configuration of %s: %w", name, err))
 	}
-	m.runBuild(c, run, func(ctx context.Context) error {
-		if text != nil {
-			if err := writeFileAtomic(m.l.ConfigPath(name), text, 0o644); err != nil {
-				return fmt.Errorf("write configuration of %s: %w", name, err)
-			}
-		}
+	crash.At(crash.ConfigWritten)
+	m.reg.mu.Lock()
+	run := m.queueLocked(c)
+	m.reg.mu.Unlock()
+	m.runQueued(c, run, func(ctx context.Context) error {
 		conf, err := m.Conf(name)
 		if err != nil {
 			return err
 		}
-		if err := m.buildSystem(ctx, name, conf); err != nil {
+		if err := m.buildSystem(ctx, name, conf, text); err != nil {
 			return err
 		}
 		if st, _ := m.State(name); st.Running() {
@@ -73,5 +111,5 @@ func (m *Manager) update(ctx context.Context, name string, text []byte) error {
 		}
 		return nil
 	})
-	return m.waitRun(ctx, run)
+	return run, nil
 }

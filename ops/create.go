@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"nixcfs/internal/crash"
 )
 
 // CreateOptions are nixos-container create's flags.
@@ -42,16 +43,23 @@ func (m *Manager) Create(ctx context.Context, name string, o CreateOptions) (str
 	if err != nil {
 		return "", err
 	}
-	c, run, err := m.writeContainer(name, configText, conf)
+	crash.At(crash.CreateReserved)
+	op, err := m.markCreate(name)
 	if err != nil {
+		return "", err
+	}
+	c, run, err := m.writeContainer(name, configText, conf, op)
+	if err != nil {
+		op.done()
+		os.RemoveAll(m.l.DataPath(name))
 		return "", fmt.Errorf("create %s: %w", name, err)
 	}
 	lock.unlock()
-	m.runBuild(c, run, func(ctx context.Context) error {
+	m.runQueued(c, run, func(ctx context.Context) error {
 		if o.SystemPath != "" {
 			return m.nix.setSystem(ctx, m.l.ProfilePath(name), o.SystemPath, m.l.BuildLogPath(name))
 		}
-		return m.buildSystem(ctx, name, conf)
+		return m.buildSystem(ctx, name, conf, []byte(configText))
 	})
 	return name, nil
 }
@@ -64,6 +72,9 @@ func (o *CreateOptions) validate(name string) (configText string, err error) {
 		return "", err
 	}
 	if err := validateAddresses(o.HostAddress, o.LocalAddress); err != nil {
+		return "", err
+	}
+	if _, err := ParseHostPort(o.Port); err != nil {
 		return "", err
 	}
 	if o.Flake != "" {
@@ -109,6 +120,10 @@ func (m *Manager) reserve(name string, o CreateOptions) (string, Conf, error) {
 	if err := checkAddressesFree(used, name, o.HostAddress, o.LocalAddress); err != nil {
 		return "", Conf{}, err
 	}
+	forwards, _ := ParseHostPort(o.Port) // validate checked it
+	if err := checkPortsFree(m.l.ConfDir, name, forwards); err != nil {
+		return "", Conf{}, err
+	}
 	hostAddr, localAddr := o.HostAddress, o.LocalAddress
 	if (hostAddr == "" || localAddr == "") && o.Bridge == "" {
 		h, l, err := nextFreePair(used)
@@ -129,18 +144,44 @@ func (m *Manager) reserve(name string, o CreateOptions) (string, Conf, error) {
 	return name, conf, nil
 }
 
+// markCreate takes the new container's operation lock and marks the intent to create
+// it, which a crash before its conf file is written leaves for the next start to undo.
+// What nixcfs kept of an earlier container of that name, removed by another program,
+// goes first.
+func (m *Manager) markCreate(name string) (*opLock, error) {
+	if err := os.RemoveAll(m.l.DataPath(name)); err != nil {
+		return nil, fmt.Errorf("create %s: %w", name, err)
+	}
+	op, ok, err := m.l.tryLockOp(name)
+	if !ok {
+		if err == nil {
+			err = fmt.Errorf("%w: another process works on %s", ErrExists, name)
+		}
+		return nil, err
+	}
+	if err := op.mark(intentCreate, 0); err != nil {
+		op.done()
+		return nil, err
+	}
+	return op, nil
+}
+
 // writeContainer registers the container as creating, with its first build claimed,
 // writes its files and then its conf file, which makes it a container for every other
-// program, and announces it. On failure nothing is left, on disk or in the registry.
-func (m *Manager) writeContainer(name, configText string, conf Conf) (*record, *buildRun, error) {
+// program, and announces it. On failure nothing is left in the registry, nor on disk
+// but what the caller removes (nixcfs's own files).
+func (m *Manager) writeContainer(name, configText string, conf Conf, op *opLock) (*record, *buildRun, error) {
 	// Registered before the conf file appears, so that inotify finds it creating.
 	c := newRecord(name)
 	c.creating, c.conf = true, conf
 	m.reg.mu.Lock()
-	run := m.claimLocked(c)
+	run := m.queueLocked(c)
+	run.op = op
+	m.beginLocked(c, run)
 	m.reg.records[name] = c
 	m.reg.mu.Unlock()
 	err := m.writeInitialFiles(name, configText)
+	crash.At(crash.CreateFiles)
 	if err == nil {
 		err = writeFileAtomic(m.l.ConfPath(name), conf.Bytes(), 0o644)
 	}
@@ -155,6 +196,7 @@ func (m *Manager) writeContainer(name, configText string, conf Conf) (*record, *
 		m.finishBuild(c, run, err, 0)
 		return nil, nil, err
 	}
+	crash.At(crash.CreateConf)
 	m.reg.mu.Lock()
 	m.log.Info().Str("container", name).Str("host_address", conf.Get("HOST_ADDRESS")).
 		Str("local_address", conf.Get("LOCAL_ADDRESS")).Msg("container created")
@@ -166,7 +208,7 @@ func (m *Manager) writeContainer(name, configText string, conf Conf) (*record, *
 }
 
 func (m *Manager) writeInitialFiles(name, configText string) error {
-	for _, d := range []string{m.l.ProfilePath(name), m.l.GCRootPath(name), filepath.Dir(m.l.ConfigPath(name))} {
+	for _, d := range []string{m.l.ProfilePath(name), m.l.GCRootPath(name), m.l.RootPath(name)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -174,5 +216,5 @@ func (m *Manager) writeInitialFiles(name, configText string) error {
 	if configText == "" {
 		return nil // --system-path: nothing to build from
 	}
-	return writeFileAtomic(m.l.ConfigPath(name), []byte(configText), 0o644)
+	return m.l.writeConfig(name, []byte(configText))
 }

@@ -4,14 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"nixcfs/internal/crash"
+	"nixcfs/internal/guestroot"
 )
 
-// Destroy removes the container: profile, gc roots, root tree, build log and conf
-// file. A container that runs, starts or stops is refused (ErrBusy) at once, without
-// waiting for a start in progress: stop it first. A build in progress is cancelled.
+// Destroy removes the container: profile, gc roots, root tree, build log, what nixcfs
+// keeps of it, and conf file. A container that runs, starts or stops is refused
+// (ErrBusy) at once, without waiting for a start in progress: stop it first. A build
+// in progress is cancelled. Filesystems mounted inside the root tree (bind mounts of
+// host data) are unmounted, detached, and the tree is deleted without following a
+// symlink or entering another mount: the host's data survives.
 func (m *Manager) Destroy(ctx context.Context, name string) error {
 	return m.noted(name, m.destroy(ctx, name))
 }
@@ -26,11 +32,11 @@ func (m *Manager) destroy(ctx context.Context, name string) error {
 		return fmt.Errorf("%w: %s is starting", ErrBusy, name)
 	}
 	defer unlock()
-	root := m.l.RootPath(name)
-	if err := m.markDestroying(c, root); err != nil {
+	if err := m.markDestroying(c); err != nil {
 		return err
 	}
-	if err := m.removeFiles(ctx, name); err != nil {
+	err = m.removeMarked(ctx, name)
+	if err != nil {
 		m.reg.mu.Lock()
 		c.destroying = false
 		m.reg.mu.Unlock()
@@ -48,10 +54,7 @@ func (m *Manager) destroy(ctx context.Context, name string) error {
 
 // markDestroying checks that nothing uses the container's files, then marks it, so
 // that no build or start begins, and ends a build in progress.
-func (m *Manager) markDestroying(c *record, root string) error {
-	if mnt := MountsUnder(root); len(mnt) > 0 {
-		return fmt.Errorf("%w: %s has filesystems mounted in its root tree (%s); unmount them first", ErrBusy, c.name, strings.Join(mnt, ", "))
-	}
+func (m *Manager) markDestroying(c *record) error {
 	m.reg.mu.Lock()
 	st := m.reg.stateLocked(c)
 	if st.Busy() {
@@ -68,49 +71,81 @@ func (m *Manager) markDestroying(c *record, root string) error {
 	return nil
 }
 
-// removeFiles removes every file of the container, the conf file last, under
+// removeMarked removes the container's files under its intent to be destroyed, which a
+// crash leaves for the next start to finish. Its conf file goes under
 // nixos-container's lock, which conf edits take: none writes it back.
-func (m *Manager) removeFiles(ctx context.Context, name string) error {
+func (m *Manager) removeMarked(ctx context.Context, name string) error {
+	op, ok, err := m.l.tryLockOp(name)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: a build of %s runs in another process", ErrBusy, name)
+	}
+	defer op.done()
+	if err := op.mark(intentDestroy, 0); err != nil {
+		return err
+	}
+	crash.At(crash.DestroyMarked)
+	lock, err := lockAddresses(ctx, m.l.LockFile)
+	if err != nil {
+		return err
+	}
+	defer lock.unlock()
+	errs := m.removeFiles(name)
+	if err := os.Remove(m.l.ConfPath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	crash.At(crash.DestroyConf)
+	if err := os.RemoveAll(m.l.DataPath(name)); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// removeFiles removes the container's files but its conf file and nixcfs's own:
+// profile, gc roots, root tree, build log.
+func (m *Manager) removeFiles(name string) []error {
 	var errs []error
 	for _, p := range []string{m.l.ProfilePath(name), m.l.GCRootPath(name)} {
 		if err := os.RemoveAll(p); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	crash.At(crash.DestroyProfile)
 	if err := m.discard(m.l.RootPath(name)); err != nil {
 		errs = append(errs, err)
 	}
-	os.Remove(m.l.BuildLogPath(name))
-	if lock, err := lockAddresses(ctx, m.l.LockFile); err != nil {
+	crash.At(crash.DestroyRoot)
+	if err := os.Remove(m.l.BuildLogPath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, err)
-	} else {
-		if err := os.Remove(m.l.ConfPath(name)); err != nil && !os.IsNotExist(err) {
-			errs = append(errs, err)
-		}
-		lock.unlock()
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 const trashPrefix = ".nixcfs-trash-"
 
-// discard removes a directory tree: renamed to a hidden name in its parent, so that it
-// is gone from its place at once, then deleted in the background (Close waits). A
-// large root tree must not hold up the caller.
+// discard removes a root tree: what is mounted in it is unmounted at once, then it is
+// renamed to a hidden name in its parent, so that it is gone from its place, and
+// deleted in the background (Close waits). A large root tree must not hold up the
+// caller.
 func (m *Manager) discard(dir string) error {
 	if _, err := os.Lstat(dir); os.IsNotExist(err) {
 		return nil
 	}
+	if err := guestroot.UnmountTree(dir); err != nil {
+		return err
+	}
 	trash, err := os.MkdirTemp(filepath.Dir(dir), trashPrefix)
 	if err != nil {
-		return removeTree(dir)
+		return guestroot.RemoveTree(dir)
 	}
 	if err := os.Rename(dir, filepath.Join(trash, filepath.Base(dir))); err != nil {
 		os.Remove(trash)
-		return removeTree(dir)
+		return guestroot.RemoveTree(dir)
 	}
 	m.goBackground(func() {
-		if err := removeTree(trash); err != nil {
+		if err := guestroot.RemoveTree(trash); err != nil {
 			m.log.Warn().Err(err).Str("path", trash).Msg("removing a destroyed root tree")
 		}
 	})
@@ -122,18 +157,8 @@ func (m *Manager) discard(dir string) error {
 func (m *Manager) EmptyTrash() {
 	leftovers, _ := filepath.Glob(filepath.Join(m.l.StateDir, trashPrefix+"*"))
 	for _, t := range leftovers {
-		if err := removeTree(t); err != nil {
+		if err := guestroot.RemoveTree(t); err != nil {
 			m.log.Warn().Err(err).Str("path", t).Msg("removing a destroyed root tree")
 		}
 	}
-}
-
-// removeTree is os.RemoveAll that refuses to descend into a filesystem mounted inside
-// the tree (nixos-container's `rm --one-file-system`): a bind mount's host data is
-// never deleted.
-func removeTree(dir string) error {
-	if mnt := MountsUnder(dir); len(mnt) > 0 {
-		return fmt.Errorf("%w: filesystems are mounted under %s (%s)", ErrBusy, dir, strings.Join(mnt, ", "))
-	}
-	return os.RemoveAll(dir)
 }

@@ -21,6 +21,7 @@
 //   - config.go: the container's configuration.nix. confedit.go: edits of its conf
 //     file (addresses, autostart).
 //   - addresses.go: choosing and checking addresses under nixos-container's lock.
+//     ports.go: port forwards (HOST_PORT), checked and written under the same lock.
 //   - layout.go, conf.go: where the files are, and the conf file's format.
 //   - state.go: State, BuildState and the kinds of Event.
 //   - journal.go: readers of a container's journal.

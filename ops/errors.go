@@ -2,8 +2,8 @@ package ops
 
 import "errors"
 
-// Errors a caller can tell apart with errors.Is. The filesystem maps each to the errno
-// SPEC.md gives it; the command line prints the wrapped message.
+// Errors a caller can tell apart with errors.Is. The filesystem maps each to an errno;
+// the command line prints the wrapped message.
 var (
 	ErrNotFound      = errors.New("no such container")
 	ErrExists        = errors.New("container already exists")
@@ -18,4 +18,5 @@ var (
 	ErrNotBuilt      = errors.New("container has no system yet")
 	ErrStartFailed   = errors.New("container failed to start")
 	ErrUnitOperation = errors.New("systemd refused the operation")
+	ErrOverridden    = errors.New("overridden by a later operation")
 )

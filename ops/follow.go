@@ -151,6 +151,7 @@ func (m *Manager) refreshConf(name string, announce bool) {
 		return
 	}
 	decl := isDeclarative(path)
+	outcome, reason := m.l.loadBuildOutcome(name)
 	m.reg.mu.Lock()
 	_, known := m.reg.records[name]
 	_, unitKnown := m.reg.units[name]
@@ -166,6 +167,7 @@ func (m *Manager) refreshConf(name string, announce bool) {
 	if c == nil {
 		c = newRecord(name)
 		c.conf, c.declarative = conf, decl
+		c.build, c.lastErr = outcome, reason
 		m.reg.records[name] = c
 		if _, known := m.reg.units[name]; !known {
 			m.reg.units[name] = st // unless a signal came while systemd was asked

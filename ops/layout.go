@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -18,6 +19,7 @@ type Layout struct {
 	GCRootDir  string // per-container gc roots
 	LockFile   string // the lock nixos-container takes while picking addresses
 	LogDir     string // nixcfs's own build logs, NAME.build.log
+	DataDir    string // what nixcfs keeps of each container outside its root tree, NAME/
 }
 
 // NewLayout is the NixOS 22.05+ layout.
@@ -29,6 +31,7 @@ func NewLayout() Layout {
 		GCRootDir:  "/nix/var/nix/gcroots/per-container",
 		LockFile:   "/run/lock/nixos-container",
 		LogDir:     "/var/log/nixcfs",
+		DataDir:    "/var/lib/nixcfs",
 	}
 }
 
@@ -86,11 +89,25 @@ func (l Layout) BuildLogPath(name string) string {
 	return filepath.Join(l.LogDir, name+".build.log")
 }
 
+// DataPath is what nixcfs keeps of the container on the host, outside its root tree:
+// the texts it built, and the markers of operations in progress.
+func (l Layout) DataPath(name string) string { return filepath.Join(l.DataDir, name) }
+
+// BuildInputPath is the host-owned copy of the configuration a build evaluates: never
+// the file in the root tree, which the guest could swap for a link to a host file
+// between nixcfs's check and nix's read.
+func (l Layout) BuildInputPath(name string) string {
+	return filepath.Join(l.DataPath(name), "configuration.nix")
+}
+
 // ConfigPath is the container's configuration.nix, inside its root tree, where
 // nixos-container keeps it (and where an admin inside the container edits it).
 func (l Layout) ConfigPath(name string) string {
-	return filepath.Join(l.RootPath(name), "etc", "nixos", "configuration.nix")
+	return filepath.Join(l.RootPath(name), configInRoot)
 }
+
+// configInRoot is where configuration.nix is, inside a root tree.
+const configInRoot = "etc/nixos/configuration.nix"
 
 // SystemOf is the container's system: $SYSTEM_PATH when its conf sets one (NixOS
 // declarative containers may), else its profile.
@@ -127,10 +144,17 @@ const MaxNameLen = 11
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 
+// reservedNames are names nixcfs's mount uses for files of its own, beside the
+// containers' directories: a container of that name would be hidden.
+var reservedNames = []string{"events"}
+
 // ValidateName checks a container name before anything is written.
 func ValidateName(name string) error {
 	if !nameRE.MatchString(name) {
 		return fmt.Errorf("%w: %q", ErrInvalidName, name)
+	}
+	if slices.Contains(reservedNames, name) {
+		return fmt.Errorf("%w: %q is reserved for the mount's own file of that name", ErrInvalidName, name)
 	}
 	if len(name) > MaxNameLen {
 		return fmt.Errorf("%w: %q", ErrNameTooLong, name)

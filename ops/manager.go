@@ -77,7 +77,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	for _, d := range []struct {
 		path string
 		mode os.FileMode
-	}{{l.ConfDir, 0o755}, {l.StateDir, 0o700}, {l.ProfileDir, 0o700}, {l.GCRootDir, 0o755}, {l.LogDir, 0o755}} {
+	}{{l.ConfDir, 0o755}, {l.StateDir, 0o700}, {l.ProfileDir, 0o700}, {l.GCRootDir, 0o755}, {l.LogDir, 0o755}, {l.DataDir, 0o700}} {
 		if err := os.MkdirAll(d.path, d.mode); err != nil {
 			return nil, fmt.Errorf("state directories: %w", err)
 		}
@@ -103,6 +103,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		nix: newBuilder(opts.NixOSPath, opts.MaxParallelBuilds)}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.log.Debug().Str("template", tmpl).Str("conf_dir", l.ConfDir).Msg("manager started")
+	m.recover()
 	if err := m.readAll(ctx); err != nil {
 		m.Close()
 		return nil, err
@@ -128,9 +129,9 @@ func (m *Manager) Layout() Layout { return m.l }
 
 // noted records a failed operation's reason in the container's status, where a reader
 // of its files finds it, and returns err. A cancelled wait is no failure: the
-// operation goes on.
+// operation goes on; nor is an operation overridden by a later one.
 func (m *Manager) noted(name string, err error) error {
-	if err != nil && !isCancel(err) {
+	if err != nil && !isCancel(err) && !errors.Is(err, ErrOverridden) {
 		m.reg.noteError(name, err)
 	}
 	return err

@@ -7,9 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"nixcfs/internal/crash"
 )
 
 // DefaultNixOSPath is nixos-container's entry point on a real NixOS host.
@@ -61,6 +65,10 @@ func (b *builder) buildFlake(ctx context.Context, profileDir, gcRootDir, flake, 
 	})
 }
 
+// outLinkPrefix begins the name of a build's out-link in the container's gc roots;
+// the builder's PID ends it.
+const outLinkPrefix = ".nixcfs-build-"
+
 // buildWith runs the build command that command gives (it writes its result to
 // outLink, a temporary gc root in gcRootDir that holds the system until `nix-env -p
 // PROFILE --set` has made it the next generation), in one of the builder's slots.
@@ -81,17 +89,20 @@ func (b *builder) buildWith(ctx context.Context, profileDir, gcRootDir, logPath 
 		return fmt.Errorf("build: open log: %w", err)
 	}
 	defer logFile.Close()
-	outLink := filepath.Join(gcRootDir, ".nixcfs-build")
+	// This process's own out-link: a build of another process (the command line beside
+	// the mount) never takes it for its own, and one a crash left is known by its PID.
+	outLink := filepath.Join(gcRootDir, fmt.Sprintf("%s%d", outLinkPrefix, os.Getpid()))
 	defer os.Remove(outLink)
 	name, args := command(outLink)
 	fmt.Fprintf(logFile, "$ %s %s\n", name, ShellJoin(args))
-	if err := b.run(ctx, logFile, nil, name, args...); err != nil {
+	if err := b.run(ctx, logFile, nil, crash.BuildRunning, name, args...); err != nil {
 		return err
 	}
 	system, err := os.Readlink(outLink)
 	if err != nil {
 		return fmt.Errorf("%w: %s made no %s: %v", ErrBuildFailed, name, outLink, err)
 	}
+	crash.At(crash.BuildProfile)
 	return b.setProfile(ctx, logFile, profileDir, system)
 }
 
@@ -138,18 +149,52 @@ func (b *builder) setSystem(ctx context.Context, profileDir, systemPath, logPath
 func (b *builder) setProfile(ctx context.Context, logFile *os.File, profileDir, system string) error {
 	args := []string{"-p", filepath.Join(profileDir, "system"), "--set", system}
 	fmt.Fprintf(logFile, "$ nix-env %s\n", ShellJoin(args))
-	return b.run(ctx, logFile, logFile, "nix-env", args...)
+	return b.run(ctx, logFile, logFile, "", "nix-env", args...)
 }
 
-// run runs a nix command with its diagnostics (stderr) in the log.
-func (b *builder) run(ctx context.Context, logFile *os.File, stdout io.Writer, name string, args ...string) error {
+// switchGeneration points the profile at generation n, with nix-env's output in the
+// log.
+func (b *builder) switchGeneration(ctx context.Context, profileDir string, n int, logPath string) error {
+	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("switch generation: open log: %w", err)
+	}
+	defer logFile.Close()
+	args := []string{"-p", filepath.Join(profileDir, "system"), "--switch-generation", strconv.Itoa(n)}
+	fmt.Fprintf(logFile, "$ nix-env %s\n", ShellJoin(args))
+	return b.run(ctx, logFile, logFile, "", "nix-env", args...)
+}
+
+// deleteGeneration removes generation n from the profile.
+func (b *builder) deleteGeneration(ctx context.Context, profileDir string, n int) error {
+	out, err := exec.CommandContext(ctx, "nix-env", "-p", filepath.Join(profileDir, "system"),
+		"--delete-generations", strconv.Itoa(n)).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("delete generation %d: %s", n, firstLine(string(out), err))
+	}
+	return nil
+}
+
+// run runs a nix command with its diagnostics (stderr) in the log; crashPoint names
+// the crash point (package crash) met while it runs.
+func (b *builder) run(ctx context.Context, logFile *os.File, stdout io.Writer, crashPoint, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stdout, cmd.Stderr = stdout, logFile
-	// nix-env's builders run as its children: cancel the whole process group.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// nix's builders run as its children: a cancel kills the whole process group. A
+	// nixcfs that dies takes the command with it (Pdeathsig), rather than leave it to
+	// switch a profile that nobody records.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
+	// Pdeathsig fires when the thread that started the child ends, not the process:
+	// this goroutine keeps its thread until the command is over.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	err := cmd.Start()
+	if err == nil {
+		crash.At(crashPoint)
+		err = cmd.Wait()
+	}
 	if ctx.Err() != nil {
 		fmt.Fprintf(logFile, "nixcfs: build cancelled\n")
 		return ctx.Err()

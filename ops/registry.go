@@ -21,15 +21,24 @@ type record struct {
 	creating    bool // its first build runs
 	destroying  bool // Destroy has begun: no new build or start
 	build       BuildState
+	queued      uint64    // builds queued so far, the last one's ticket
+	served      uint64    // the ticket of the last build that began
 	running     *buildRun // the build in progress
 	last        *buildRun // the one before, for WaitBuilt
 	lastErr     string    // the `error` of its status
+	notice      string    // the `notice` of its status: news that is no failure
+	// textMu orders writes of its configuration.nix with the builds they queue, so
+	// that builds run in the order their texts were written. Taken before mu.
+	textMu sync.Mutex
+	ops    map[*unitOp]struct{} // unit operations in progress
 	// unitSlot keeps Start and Restart apart from Destroy, which would otherwise race
 	// prestart recreating the root tree it removes.
 	unitSlot slot
 }
 
-func newRecord(name string) *record { return &record{name: name, unitSlot: newSlot()} }
+func newRecord(name string) *record {
+	return &record{name: name, unitSlot: newSlot(), ops: map[*unitOp]struct{}{}}
+}
 
 // slot is a lock that a caller takes with a deadline (lock) or only if it is free
 // (tryLock).
@@ -42,7 +51,7 @@ func (s slot) lock(ctx context.Context) (unlock func(), err error) {
 	case s <- struct{}{}:
 		return func() { <-s }, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, context.Cause(ctx)
 	}
 }
 
@@ -182,6 +191,17 @@ func (r *registry) setErrorLocked(c *record, err error) {
 	if msg != "" {
 		r.log.Warn().Str("container", c.name).Str("error", msg).Msg("operation failed")
 		r.publishLocked(c.name, EventError, msg)
+	}
+}
+
+// noteNotice records news about the container that is no failure (where a replaced
+// text is kept), for its status and watchers.
+func (r *registry) noteNotice(name, msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.records[name]; c != nil {
+		c.notice = msg
+		r.publishLocked(name, EventNotice, msg)
 	}
 }
 

@@ -126,6 +126,9 @@ const (
 	EventAddress                          // Value: the new LOCAL_ADDRESS
 	EventHostAddress                      // Value: the new HOST_ADDRESS
 	EventAutostart                        // Value: the new AUTO_START, 0 or 1
+	EventNotice                           // Value: news that is no failure
+	EventGeneration                       // Value: the new current generation
+	EventPorts                            // Value: the new HOST_PORT, forwards separated by commas
 	EventMemoryMax                        // Value: the new memory.max, and so on (Limits.Text)
 	EventCPUMax
 	EventPidsMax
@@ -136,6 +139,9 @@ const (
 var eventKeys = [...]string{
 	EventContainer: "container", EventState: "state", EventConfig: "config", EventError: "error",
 	EventAddress: "address", EventHostAddress: "host-address", EventAutostart: "autostart",
+	EventNotice: "notice", EventGeneration: "generation",
+	EventPorts: "ports",
+
 	EventMemoryMax: "memory.max", EventCPUMax: "cpu.max", EventPidsMax: "pids.max",
 	EventCPUWeight: "cpu.weight", EventIOWeight: "io.weight",
 }

@@ -31,6 +31,7 @@ type Status struct {
 	Autostart    bool       `json:"autostart"`
 	Declarative  bool       `json:"declarative"`
 	Error        string     `json:"error"`
+	Notice       string     `json:"notice,omitempty"`
 }
 
 // List returns the names of all containers, sorted.
@@ -69,7 +70,7 @@ func (m *Manager) Status(name string) (Status, error) {
 		Leader: u.Leader, HostAddress: c.conf.Get("HOST_ADDRESS"),
 		LocalAddress: c.conf.Get("LOCAL_ADDRESS"), HostBridge: c.conf.Get("HOST_BRIDGE"),
 		HostPort: c.conf.Get("HOST_PORT"), Config: c.build,
-		Autostart: c.conf.Get("AUTO_START") == "1", Error: c.lastErr,
+		Autostart: c.conf.Get("AUTO_START") == "1", Error: c.lastErr, Notice: c.notice,
 		Declarative: c.declarative,
 	}
 	if c.conf.Get("PRIVATE_NETWORK") == "1" {
@@ -123,3 +124,7 @@ func systemGeneration(systemLink string) (system string, gen int) {
 func (m *Manager) Watch(ctx context.Context, name string) <-chan Event {
 	return m.reg.watch(ctx, name)
 }
+
+// NoteError records a failure that the caller saw on the container's behalf (a value
+// one of its files does not take) as the `error` of its status, and tells watchers.
+func (m *Manager) NoteError(name string, err error) { m.reg.noteError(name, err) }

@@ -11,6 +11,8 @@ import (
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
+
+	"nixcfs/internal/crash"
 )
 
 // unitState is what systemd says of a container's unit, kept current from its
@@ -130,6 +132,7 @@ func (s *supervisor) runJob(ctx context.Context, what, unit string,
 	if _, err := start(ctx, unit, "replace", done); err != nil {
 		return fmt.Errorf("%w: %s %s: %v", ErrUnitOperation, what, unit, err)
 	}
+	crash.At(what + "-job") // crash.StartJob, crash.StopJob
 	select {
 	case result := <-done:
 		if result != "done" {
@@ -137,7 +140,7 @@ func (s *supervisor) runJob(ctx context.Context, what, unit string,
 		}
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return context.Cause(ctx)
 	}
 }
 

@@ -14,6 +14,48 @@ import (
 // settleTimeout bounds every wait for a state after a job.
 const settleTimeout = 90 * time.Second
 
+// The kinds of unit operation. One of another kind overrides an operation in progress
+// (overrides): a stop written while a start waits for a boot acts at once, and the
+// start ends with ErrOverridden.
+const (
+	opStart     = "start"
+	opRestart   = "restart"
+	opStop      = "stop"
+	opTerminate = "terminate"
+)
+
+func overrides(newKind, oldKind string) bool {
+	return newKind != oldKind && !(newKind == opStart && oldKind == opRestart)
+}
+
+// unitOp is a unit operation in progress on a container, which a later one may
+// override: its waits then end with an error that says so.
+type unitOp struct {
+	kind   string
+	cancel context.CancelCauseFunc
+}
+
+// beginOp registers an operation of kind on c, overriding those in progress that it
+// overrides, and returns the context its waits use and the function that ends it.
+func (m *Manager) beginOp(ctx context.Context, c *record, kind string) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	op := &unitOp{kind: kind, cancel: cancel}
+	m.reg.mu.Lock()
+	for o := range c.ops {
+		if overrides(kind, o.kind) {
+			o.cancel(fmt.Errorf("%w: %s of %s overridden by %s", ErrOverridden, o.kind, c.name, kind))
+		}
+	}
+	c.ops[op] = struct{}{}
+	m.reg.mu.Unlock()
+	return ctx, func() {
+		m.reg.mu.Lock()
+		delete(c.ops, op)
+		m.reg.mu.Unlock()
+		cancel(nil)
+	}
+}
+
 // settle waits until done holds for the container's state and the count of its unit's
 // state reports so far, or the container is gone.
 func (m *Manager) settle(ctx context.Context, name string, done func(st State, reports uint64) bool) error {
@@ -33,26 +75,28 @@ func (m *Manager) unitReports(name string) uint64 {
 
 // Start starts the container and returns once it reported ready, or with the unit's
 // failure. Start of a running container succeeds; start while creating waits for the
-// build first.
+// build first. A stop, terminate or restart meanwhile overrides it (ErrOverridden).
 func (m *Manager) Start(ctx context.Context, name string) error {
-	return m.noted(name, m.startWith(ctx, name, m.sup.start))
+	return m.noted(name, m.startWith(ctx, name, opStart, m.sup.start))
 }
 
 // Restart stops and starts the container.
 func (m *Manager) Restart(ctx context.Context, name string) error {
-	return m.noted(name, m.startWith(ctx, name, m.sup.restart))
+	return m.noted(name, m.startWith(ctx, name, opRestart, m.sup.restart))
 }
 
-func (m *Manager) startWith(ctx context.Context, name string, job func(context.Context, string) error) error {
+func (m *Manager) startWith(ctx context.Context, name, kind string, job func(context.Context, string) error) error {
 	c, err := m.reg.lookup(name)
 	if err != nil {
 		return err
 	}
+	ctx, end := m.beginOp(ctx, c, kind)
+	defer end()
 	// A build in progress ends first, outside the unit slot, which Destroy must not
 	// wait on for a whole build.
 	buildErr := m.WaitBuilt(ctx, name)
-	if isCancel(buildErr) && ctx.Err() != nil {
-		return buildErr
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
 	}
 	unlock, err := c.unitSlot.lock(ctx)
 	if err != nil {
@@ -64,15 +108,15 @@ func (m *Manager) startWith(ctx context.Context, name string, job func(context.C
 	}
 	before := m.unitReports(name)
 	jobErr := job(ctx, UnitName(name))
-	if isCancel(jobErr) {
-		return jobErr
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
 	}
 	if jobErr == nil {
-		err := m.settle(ctx, name, func(st State, reports uint64) bool {
+		m.settle(ctx, name, func(st State, reports uint64) bool {
 			return st.Running() || st.Down() && reports > before
 		})
-		if isCancel(err) && ctx.Err() != nil {
-			return err
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
 		}
 		if st, _ := m.State(name); st.Running() {
 			m.reg.noteError(name, nil)
@@ -113,23 +157,28 @@ func (m *Manager) startFailure(name string, jobErr error) error {
 	return fmt.Errorf("%w: %s; see its log", ErrStartFailed, reason)
 }
 
-// Stop stops the container and returns once it is down.
+// Stop stops the container and returns once it is down. It overrides a start or
+// restart in progress.
 func (m *Manager) Stop(ctx context.Context, name string) error {
-	return m.noted(name, m.stopWith(ctx, name, m.sup.stop, true))
+	return m.noted(name, m.stopWith(ctx, name, opStop, m.sup.stop))
 }
 
 // Terminate kills every process of the container at once (machinectl terminate).
 func (m *Manager) Terminate(ctx context.Context, name string) error {
-	return m.noted(name, m.stopWith(ctx, name, m.sup.kill, false))
+	return m.noted(name, m.stopWith(ctx, name, opTerminate, m.sup.kill))
 }
 
-func (m *Manager) stopWith(ctx context.Context, name string, job func(context.Context, string) error, clearsError bool) error {
-	if _, err := m.reg.lookup(name); err != nil {
+func (m *Manager) stopWith(ctx context.Context, name, kind string, job func(context.Context, string) error) error {
+	c, err := m.reg.lookup(name)
+	if err != nil {
 		return err
 	}
+	ctx, end := m.beginOp(ctx, c, kind)
+	defer end()
 	if err := job(ctx, UnitName(name)); err != nil {
 		return err
 	}
+	clearsError := kind == opStop
 	if clearsError {
 		m.reg.noteError(name, nil)
 	}

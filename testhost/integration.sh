@@ -4,7 +4,7 @@
 set -uo pipefail
 dir=$(cd "$1" && pwd)
 repo=$(pwd)
-export NIXCFS_BIN=$repo/build/nixcfs NIXCFS_GUEST=$repo/guest
+export NIXCFS_BIN=$repo/build/nixcfs NIXCFS_CRASH_BIN=$repo/build/nixcfs-crash NIXCFS_GUEST=$repo/guest
 out=$(mktemp)
 status=0
 for t in "$dir"/*.test; do

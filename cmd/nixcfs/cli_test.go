@@ -223,9 +223,14 @@ func TestRootLoginThroughTmux(t *testing.T) {
 	tmux("send-keys", "-t", session, "exit 5", "Enter")
 	screenHas("root-login exited 5")
 
-	// login shows the container's login prompt.
-	exec.Command("tmux", "kill-session", "-t", session).Run()
+	// login shows the container's login prompt. Its session starts before the first one
+	// ends: a tmux server whose last session ended exits, and a new-session that reaches
+	// it meanwhile fails ("server exited unexpectedly").
+	first := session
+	session += "-login"
 	tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", bin+" login cli2")
+	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", session).Run() })
+	exec.Command("tmux", "kill-session", "-t", first).Run()
 	screenHas("cli2 login:")
 }
 
@@ -235,7 +240,7 @@ func TestCLIFlake(t *testing.T) {
 	requireTestHost(t)
 	dir := t.TempDir()
 	guest := os.Getenv("NIXCFS_GUEST")
-	for _, c := range [][]string{{"cp", "-r", guest, dir + "/guest"}, {"cp", "/bin/busybox", dir + "/busybox"}} {
+	for _, c := range [][]string{{"cp", "-r", guest, dir + "/guest"}, {"cp", "/bin/busybox", dir + "/busybox"}, {"cp", "/bin/bash-static", dir + "/bash"}} {
 		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("%v: %v\n%s", c, err, out)
 		}
@@ -243,7 +248,7 @@ func TestCLIFlake(t *testing.T) {
 	os.WriteFile(dir+"/configuration.nix", []byte(`{ lib, ... }: { boot.isContainer = true; networking.hostName = "flaky";
   services.hello = { enable = true; message = "from a flake"; }; }`), 0o644)
 	os.WriteFile(dir+"/flake.nix", []byte(`{ outputs = { self }: {
-  nixosConfigurations.fl = import ./guest { configuration = ./configuration.nix; busybox = ./busybox; system = "x86_64-linux"; };
+  nixosConfigurations.fl = import ./guest { configuration = ./configuration.nix; busybox = ./busybox; bash = ./bash; system = "x86_64-linux"; };
 }; }`), 0o644)
 	t.Cleanup(func() { nixcfs(t, "", "destroy", "fl") })
 	r := nixcfs(t, "", "create", "fl", "--flake", dir)

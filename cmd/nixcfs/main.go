@@ -35,6 +35,7 @@ func verbs() []verb {
 		{name: "status", args: "NAME [--json]", summary: "print up, down, or gone", run: cmdStatus},
 		{name: "update", args: "NAME [--config TEXT | --config-file FILE] [--nixos-path P]", summary: "rebuild a container's system and switch a running container to it", run: cmdUpdate},
 		{name: "show-ip", args: "NAME", summary: "print the container's IPv4 address", run: cmdShowIP},
+		{name: "ports", args: "NAME [--json] [--set FORWARDS]", summary: "print a container's port forwards, one per line, or replace them (--set)", run: cmdPorts},
 		{name: "show-host-key", args: "NAME", summary: "print the container's SSH host key", run: cmdShowHostKey},
 		{name: "login", args: "NAME", summary: "log in to the container (its login prompt)", run: cmdLogin},
 		{name: "root-login", args: "NAME", summary: "a root shell inside the container on this terminal", run: cmdLogin},

@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	nixfs "nixcfs/fs"
-	"nixcfs/ops"
+	"nixcfs/internal/guestroot"
 )
 
 const defaultMountpoint = "/mnt/nixc"
@@ -149,10 +149,8 @@ func usableMountpoint(path string) (string, error) {
 	if real, err := filepath.EvalSymlinks(abs); err == nil {
 		abs = real
 	}
-	for _, mnt := range ops.Mounts() {
-		if mnt.Point == abs {
-			return "", fmt.Errorf("%s is busy: a %s filesystem is already mounted there (another nixcfs mount?)", abs, mnt.FSType)
-		}
+	if fstype, _ := guestroot.MountedAt(abs); fstype != "" {
+		return "", fmt.Errorf("%s is busy: a %s filesystem is already mounted there (another nixcfs mount?)", abs, fstype)
 	}
 	return abs, nil
 }

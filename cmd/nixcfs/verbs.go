@@ -272,14 +272,15 @@ func cmdShowHostKey(v verb, args []string) int {
 		return exit
 	}
 	defer s.close()
-	root := s.m.Layout().RootPath(s.name)
-	for _, k := range []string{"ssh_host_ed25519_key.pub", "ssh_host_ecdsa_key.pub"} {
-		if data, err := os.ReadFile(root + "/etc/ssh/" + k); err == nil {
-			os.Stdout.Write(data)
-			return 0
+	key, err := s.m.Layout().HostKey(s.name)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return 1 // as nixos-container: no key, no message
 		}
+		return fail("%v", err)
 	}
-	return 1
+	os.Stdout.Write(key)
+	return 0
 }
 
 // leaderFor opens the manager and returns the running container's init PID and the

@@ -1,7 +1,8 @@
 // Package control is the client side of the guest init's control socket: a client
 // connects, writes one request line, and reads the answer until init closes the
 // connection. The answer's first line is "ok" or "error: MESSAGE"; more lines may
-// follow. The host reaches the socket through /proc/LEADER/root + Socket. Standard
+// follow. The host reaches the socket through /proc/LEADER/root + Socket, resolved inside
+// the guest's root tree (RequestVia). Standard
 // library only: the guest's static init uses it too.
 package control
 
@@ -21,13 +22,21 @@ const Socket = "/run/nixcfs/init.sock"
 // "error: ..." answer is returned as an error too. Without a deadline in ctx the
 // exchange gets two minutes.
 func Request(ctx context.Context, path, line string) (string, error) {
+	return RequestVia(ctx, func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}, line)
+}
+
+// RequestVia is Request over the connection dial makes: the host dials a guest's
+// socket in a way that cannot be led out of the guest's root tree.
+func RequestVia(ctx context.Context, dial func(context.Context) (net.Conn, error), line string) (string, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
 		defer cancel()
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", path)
+	conn, err := dial(ctx)
 	if err != nil {
 		return "", err
 	}

@@ -2,16 +2,18 @@
 // plays three roles, chosen by how it is called:
 //
 //   - `init build-toplevel` is the builder of the system's toplevel derivation
-//     (guest/modules.nix): it lays out $out with init, bin/switch-to-configuration,
-//     config.json, nixos-version and sw/bin (busybox and its applets). See
-//     toplevel.go.
+//     (guest/modules.nix): it lays out $out with init, nixcfs-init,
+//     bin/switch-to-configuration, config.json, nixos-version, system and sw/bin
+//     (busybox and its applets, bash). See toplevel.go.
 //   - `…/bin/switch-to-configuration test|switch|boot|dry-activate` (a symlink to
 //     this binary inside a system) asks the running init to activate that system.
 //     See switch.go.
-//   - Anything else is PID 1 of a container started by systemd-nspawn as
-//     `$SYSTEM_PATH/init`: it applies the system's config.json (hostname,
-//     /bin/sh, /etc/passwd, /etc/group, /etc/shadow, /etc/profile, authorized
-//     keys, the hello service; see etc.go and users.go), reports READY=1,
+//   - Anything else is PID 1 of a container, as `SYSTEM/nixcfs-init`, which
+//     the system's `init` script execs (systemd-nspawn runs that script, or
+//     NixOS's container init script sources it): it applies the system's
+//     config.json (hostname, /bin/sh, /etc/passwd, /etc/group, /etc/shadow,
+//     /etc/profile, authorized keys, the hello service; see etc.go and
+//     users.go), reports READY=1,
 //     reaps zombies, serves the control socket and exits 0 on SIGRTMIN+3,
 //     SIGRTMIN+4, SIGTERM, SIGINT, SIGUSR1 or SIGUSR2 (busybox's reboot, halt,
 //     poweroff). See pid1.go.

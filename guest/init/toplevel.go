@@ -21,21 +21,35 @@ import (
 //	out             the output path to create
 //	init            the store path of this binary
 //	busybox         the store path of a static busybox (Debian's busybox-static)
+//	bash            the store path of a static bash (Debian's bash-static)
 //	configJSONPath  a file holding the configuration as JSON (passAsFile)
 //	nixosVersion    the text of nixos-version
+//	system          the platform, as Nix names it (x86_64-linux)
 //
 // and it creates
 //
-//	$out/init                          -> init
+//	$out/init                          the stage-2 script: execs $out/nixcfs-init
+//	$out/nixcfs-init                   -> init (the guest's PID 1, NixOS's systemd)
 //	$out/bin/switch-to-configuration   -> init
 //	$out/config.json
 //	$out/nixos-version
+//	$out/system                        the platform, e.g. x86_64-linux
 //	$out/sw/bin/busybox                -> busybox
 //	$out/sw/bin/APPLET                 -> busybox, for each of `busybox --list`
-//	                                      but init and linuxrc
+//	                                      but init, linuxrc and bash
+//	$out/sw/bin/bash                   -> bash
 //
 // so that /run/current-system/sw/bin holds sh, su, login, hostname, ls, ps,
-// ip... as on NixOS. busybox runs the applet its argv[0] names.
+// ip, bash... as on NixOS. busybox runs the applet its argv[0] names.
+//
+// init, system, bin/switch-to-configuration and sw/bin/bash are what NixOS's
+// own container@.service uses of a system, so a NixOS host starts, reloads
+// and stops this one unchanged: its start script reads `system` on x86_64
+// hosts (to run a 32-bit system under the x86 personality); its init script,
+// run inside the container, sources `init` with bash (NixOS's stage 2 is a bash
+// script, so `init` must be one a shell can read, not a binary); its reload runs
+// `bash --login -c ".../bin/switch-to-configuration test"` inside. nspawn, as
+// nixcfs's own template runs it, executes the same `init` directly.
 func runBuildToplevel(getenv func(string) string, stderr io.Writer) int {
 	if err := buildToplevel(getenv); err != nil {
 		fmt.Fprintf(stderr, "build-toplevel: %v\n", err)
@@ -45,8 +59,10 @@ func runBuildToplevel(getenv func(string) string, stderr io.Writer) int {
 }
 
 func buildToplevel(getenv func(string) string) error {
-	out, init, configFile, busybox := getenv("out"), getenv("init"), getenv("configJSONPath"), getenv("busybox")
-	for name, value := range map[string]string{"out": out, "init": init, "configJSONPath": configFile, "busybox": busybox} {
+	out, init, configFile, busybox, bash, platform := getenv("out"), getenv("init"), getenv("configJSONPath"),
+		getenv("busybox"), getenv("bash"), getenv("system")
+	for name, value := range map[string]string{"out": out, "init": init, "configJSONPath": configFile,
+		"busybox": busybox, "bash": bash, "system": platform} {
 		if value == "" {
 			return fmt.Errorf("$%s is not set (run me as the builder of guest/modules.nix's toplevel)", name)
 		}
@@ -67,14 +83,28 @@ func buildToplevel(getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkBash(bash); err != nil {
+		return err
+	}
+	stage2, err := stage2Script(out)
+	if err != nil {
+		return err
+	}
 
 	if err := os.MkdirAll(filepath.Join(out, "bin"), 0o755); err != nil {
 		return err
 	}
-	if err := os.Symlink(init, filepath.Join(out, "init")); err != nil {
+	if err := os.WriteFile(filepath.Join(out, "init"), []byte(stage2), 0o555); err != nil {
+		return err
+	}
+	if err := os.Symlink(init, filepath.Join(out, pid1Name)); err != nil {
 		return err
 	}
 	if err := os.Symlink(init, filepath.Join(out, "bin", "switch-to-configuration")); err != nil {
+		return err
+	}
+	// The platform, as NixOS writes it (no trailing newline).
+	if err := os.WriteFile(filepath.Join(out, "system"), []byte(platform), 0o444); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(out, "config.json"), pretty.Bytes(), 0o444); err != nil {
@@ -84,7 +114,45 @@ func buildToplevel(getenv func(string) string) error {
 	if err := os.WriteFile(filepath.Join(out, "nixos-version"), []byte(getenv("nixosVersion")), 0o444); err != nil {
 		return err
 	}
-	return layOutBusybox(filepath.Join(out, "sw", "bin"), busybox, applets)
+	bin := filepath.Join(out, "sw", "bin")
+	if err := layOutBusybox(bin, busybox, applets); err != nil {
+		return err
+	}
+	return os.Symlink(bash, filepath.Join(bin, "bash"))
+}
+
+// pid1Name is the name, in the toplevel, of the link to this binary that
+// `init` execs: init finds its system as the directory of its own path.
+const pid1Name = "nixcfs-init"
+
+// maxShebang is the longest "#!" line Linux reads in full (BINPRM_BUF_SIZE
+// since Linux 5.1, less the newline).
+const maxShebang = 255
+
+// stage2Script is the system's `init`, a shell script as NixOS's stage 2 is.
+// systemd-nspawn runs it as the container's first process (the kernel starts
+// the system's own sh on it), and NixOS's container init script sources it
+// with bash once the network is set up. Both ways must end in this system's
+// nixcfs-init as PID 1, so the script only execs it, by its full path.
+func stage2Script(out string) (string, error) {
+	shebang := "#!" + filepath.Join(out, "sw", "bin", "sh")
+	if len(shebang) > maxShebang {
+		return "", fmt.Errorf("the system's path %s is too long for init's #! line (at most %d bytes)", out, maxShebang)
+	}
+	return shebang + "\n" +
+		"# Stage 2 of this nixcfs guest system: run as the container's init, or\n" +
+		"# sourced by NixOS's container init script. Either way the guest's PID 1\n" +
+		"# takes over this process.\n" +
+		"exec " + filepath.Join(out, pid1Name) + "\n", nil
+}
+
+// checkBash makes sure bash is a static executable: the container has no C
+// library, and NixOS's container@.service runs `bash --login -c` inside.
+func checkBash(bash string) error {
+	if err := checkStatic(bash); err != nil {
+		return fmt.Errorf("bash %s: %w (apt-get install bash-static)", bash, err)
+	}
+	return nil
 }
 
 // requiredApplets are what nixos-container's run, root-login and login need
@@ -92,7 +160,8 @@ func buildToplevel(getenv func(string) string) error {
 var requiredApplets = []string{"sh", "su", "login", "hostname", "env", "id"}
 
 // skippedApplets stay out of sw/bin: the guest's init is PID 1.
-var skippedApplets = map[string]bool{"busybox": true, "init": true, "linuxrc": true}
+// A real bash takes bash's place.
+var skippedApplets = map[string]bool{"busybox": true, "init": true, "linuxrc": true, "bash": true}
 
 // busyboxApplets checks that busybox is a static busybox with the applets
 // the guest needs, and returns the names of its applets.

@@ -3,7 +3,6 @@ package main
 import (
 	"debug/elf"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,16 @@ func staticBusybox(t *testing.T) string {
 	return path
 }
 
+// staticBash is Debian's bash-static (make deps installs it).
+func staticBash(t *testing.T) string {
+	t.Helper()
+	const path = "/bin/bash-static"
+	if err := checkStatic(path); err != nil {
+		t.Skipf("%s: %v (apt-get install bash-static)", path, err)
+	}
+	return path
+}
+
 func TestBuildToplevel(t *testing.T) {
 	t.Parallel()
 	busybox := staticBusybox(t)
@@ -34,17 +43,24 @@ func TestBuildToplevel(t *testing.T) {
 		"configJSONPath": configFile,
 		"nixosVersion":   "25.11.nixcfs",
 		"busybox":        busybox,
+		"bash":           staticBash(t),
+		"system":         "x86_64-linux",
 	}
-	if code := runBuildToplevel(func(k string) string { return env[k] }, io.Discard); code != 0 {
-		t.Fatalf("build-toplevel exited %d", code)
+	var stderr strings.Builder
+	if code := runBuildToplevel(func(k string) string { return env[k] }, &stderr); code != 0 {
+		t.Fatalf("build-toplevel exited %d: %s", code, stderr.String())
 	}
 
 	out := env["out"]
-	for _, link := range []string{"init", "bin/switch-to-configuration"} {
+	for _, link := range []string{"nixcfs-init", "bin/switch-to-configuration"} {
 		target, err := os.Readlink(filepath.Join(out, link))
 		if err != nil || target != env["init"] {
 			t.Errorf("%s -> %q, %v; want a link to %s", link, target, err, env["init"])
 		}
+	}
+	// What NixOS's container@.service reads: the platform, as NixOS writes it.
+	if platform, err := os.ReadFile(filepath.Join(out, "system")); err != nil || string(platform) != "x86_64-linux" {
+		t.Errorf("system = %q, %v; want x86_64-linux without a newline", platform, err)
 	}
 	version, err := os.ReadFile(filepath.Join(out, "nixos-version"))
 	if err != nil || string(version) != "25.11.nixcfs" {
@@ -61,6 +77,9 @@ func TestBuildToplevel(t *testing.T) {
 	}
 
 	bin := filepath.Join(out, "sw", "bin")
+	if target, err := os.Readlink(filepath.Join(bin, "bash")); err != nil || target != env["bash"] {
+		t.Errorf("sw/bin/bash -> %q, %v; want %s (not busybox)", target, err, env["bash"])
+	}
 	if target, err := os.Readlink(filepath.Join(bin, "busybox")); err != nil || target != busybox {
 		t.Errorf("sw/bin/busybox -> %q, %v; want %s", target, err, busybox)
 	}
@@ -81,6 +100,54 @@ func TestBuildToplevel(t *testing.T) {
 	}
 }
 
+// init is a script, as NixOS's stage 2 is: nspawn runs it, and NixOS's
+// container init script sources it with bash. Both ways it must exec the
+// system's nixcfs-init, which finds its system from that path.
+func TestBuildToplevelInitScript(t *testing.T) {
+	t.Parallel()
+	busybox, bash := staticBusybox(t), staticBash(t)
+	dir := t.TempDir()
+	configFile := filepath.Join(dir, ".attr-config")
+	must(t, os.WriteFile(configFile, testConfig{hostName: "foo"}.json(t), 0o644))
+	// A stand-in for the guest's binary that tells how it was started.
+	fakeInit := filepath.Join(dir, "fake-init")
+	must(t, os.WriteFile(fakeInit, []byte("#!"+busybox+" sh\necho \"started as $0 with $#\"\n"), 0o755))
+	out := filepath.Join(dir, "out")
+	env := map[string]string{
+		"out": out, "init": fakeInit, "configJSONPath": configFile,
+		"busybox": busybox, "bash": bash, "system": "x86_64-linux",
+	}
+	var stderr strings.Builder
+	if code := runBuildToplevel(func(k string) string { return env[k] }, &stderr); code != 0 {
+		t.Fatalf("build-toplevel exited %d: %s", code, stderr.String())
+	}
+	script, err := os.ReadFile(filepath.Join(out, "init"))
+	must(t, err)
+	if first, _, _ := strings.Cut(string(script), "\n"); first != "#!"+out+"/sw/bin/sh" {
+		t.Errorf("init's first line %q; want the system's own sh", first)
+	}
+	if fi, err := os.Stat(filepath.Join(out, "init")); err != nil || fi.Mode()&0o111 == 0 {
+		t.Errorf("init is not executable: %v", err)
+	}
+	want := "started as " + filepath.Join(out, "nixcfs-init") + " with 0\n"
+	// Run, as nspawn does.
+	if got, err := exec.Command(filepath.Join(out, "init")).Output(); err != nil || string(got) != want {
+		t.Errorf("running init: %q, %v; want %q", got, err, want)
+	}
+	// Sourced by bash with an argument, as NixOS's container init script does.
+	got, err := exec.Command(bash, "-e", "-c", `set +e; . "$1"; echo not replaced`, "container-init", filepath.Join(out, "init")).Output()
+	if err != nil || string(got) != want {
+		t.Errorf("bash sourcing init: %q, %v; want %q", got, err, want)
+	}
+}
+
+func TestStage2ScriptPathTooLong(t *testing.T) {
+	t.Parallel()
+	if _, err := stage2Script("/nix/store/" + strings.Repeat("x", 300)); err == nil || !strings.Contains(err.Error(), "too long") {
+		t.Errorf("stage2Script with a 300-byte path: %v", err)
+	}
+}
+
 func TestBuildToplevelRejectsABadBusybox(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -91,12 +158,35 @@ func TestBuildToplevelRejectsABadBusybox(t *testing.T) {
 	for _, busybox := range []string{notELF, filepath.Join(dir, "missing")} {
 		env := map[string]string{
 			"out": filepath.Join(dir, "out"), "init": "/nix/store/xxx-init",
-			"configJSONPath": configFile, "busybox": busybox,
+			"configJSONPath": configFile, "busybox": busybox, "bash": "/bin/bash-static", "system": "x86_64-linux",
 		}
 		var stderr strings.Builder
 		code := runBuildToplevel(func(k string) string { return env[k] }, &stderr)
 		if code == 0 || !strings.Contains(stderr.String(), "apt-get install busybox-static") {
 			t.Errorf("build-toplevel with busybox %s: exit %d, stderr %q", busybox, code, stderr.String())
+		}
+	}
+}
+
+func TestBuildToplevelRejectsADynamicBash(t *testing.T) {
+	t.Parallel()
+	busybox := staticBusybox(t)
+	dir := t.TempDir()
+	configFile := filepath.Join(dir, ".attr-config")
+	must(t, os.WriteFile(configFile, testConfig{hostName: "foo"}.json(t), 0o644))
+	bashes := []string{filepath.Join(dir, "missing")}
+	if err := checkStatic("/bin/sh"); err != nil && strings.Contains(err.Error(), "dynamically linked") {
+		bashes = append(bashes, "/bin/sh") // Debian's dash
+	}
+	for _, bash := range bashes {
+		env := map[string]string{
+			"out": filepath.Join(dir, "out"), "init": "/nix/store/xxx-init",
+			"configJSONPath": configFile, "busybox": busybox, "bash": bash, "system": "x86_64-linux",
+		}
+		var stderr strings.Builder
+		code := runBuildToplevel(func(k string) string { return env[k] }, &stderr)
+		if code == 0 || !strings.Contains(stderr.String(), "apt-get install bash-static") {
+			t.Errorf("build-toplevel with bash %s: exit %d, stderr %q", bash, code, stderr.String())
 		}
 	}
 }

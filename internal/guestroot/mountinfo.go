@@ -12,8 +12,9 @@ import (
 // mountEntry is one line of mountinfo: the mount's id (the one statx reports as
 // STATX_MNT_ID) and where it is mounted.
 type mountEntry struct {
-	id    uint64
-	point string
+	id     uint64
+	point  string
+	fstype string
 }
 
 // MountsUnder lists the mount points at dir or below it, deepest first, in the calling
@@ -35,6 +36,25 @@ func MountsUnder(dir string) ([]string, error) {
 		points[i] = m.point
 	}
 	return points, nil
+}
+
+// MountedAt tells the type of the filesystem mounted at dir (its last mount there), or
+// "" when dir is no mount point; dir is resolved as MountsUnder does.
+func MountedAt(dir string) (fstype string, err error) {
+	realDir, err := realPath(dir)
+	if err != nil {
+		return "", err
+	}
+	all, err := readMountinfo()
+	if err != nil {
+		return "", err
+	}
+	for _, m := range all {
+		if m.point == realDir {
+			fstype = m.fstype
+		}
+	}
+	return fstype, nil
 }
 
 // realPath is dir with its parent resolved through symlinks.
@@ -92,7 +112,11 @@ func readMountinfo() ([]mountEntry, error) {
 		if err != nil {
 			continue
 		}
-		out = append(out, mountEntry{id: id, point: unescapeMountinfo(fields[4])})
+		e := mountEntry{id: id, point: unescapeMountinfo(fields[4])}
+		if i := slices.Index(fields, "-"); i > 0 && i+1 < len(fields) {
+			e.fstype = fields[i+1]
+		}
+		out = append(out, e)
 	}
 	return out, nil
 }

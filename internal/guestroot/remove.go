@@ -23,8 +23,8 @@ import (
 //     mount: a directory whose mount id differs from the tree's is an error.
 //
 // A missing dir is not an error. If dir itself is a symlink, only the symlink is
-// removed. The mounts are those of the calling thread's mount namespace. The walk holds a bounded number of descriptors however deep the guest
-// nested its directories.
+// removed. The mounts are those of the calling thread's mount namespace. The walk
+// holds a bounded number of descriptors however deep the guest nested its directories.
 func RemoveTree(dir string) error {
 	if err := removeTree(dir); err != nil {
 		return fmt.Errorf("remove root tree %s: %w", dir, err)
@@ -32,7 +32,32 @@ func RemoveTree(dir string) error {
 	return nil
 }
 
+// UnmountTree is RemoveTree's first step alone: every mount at or under dir is
+// unmounted, detached, deepest first, and the tree stays. A destroy does it at once and
+// leaves the deleting to the background.
+func UnmountTree(dir string) error {
+	err := withTree(dir, false, func(parent int, realDir string) error {
+		return unmountUnder(parent, realDir)
+	})
+	if err != nil {
+		return fmt.Errorf("unmount in root tree %s: %w", dir, err)
+	}
+	return nil
+}
+
 func removeTree(dir string) error {
+	return withTree(dir, true, func(parent int, realDir string) error {
+		if err := unmountUnder(parent, realDir); err != nil {
+			return err
+		}
+		return removeDir(parent, filepath.Base(realDir))
+	})
+}
+
+// withTree resolves dir's host-owned parent and calls do with it open, when dir is a
+// directory. A missing dir is nothing to do; a dir that is a symlink or another
+// non-directory is unlinked if unlinkOther, else left.
+func withTree(dir string, unlinkOther bool, do func(parent int, realDir string) error) error {
 	realDir, err := realPath(dir)
 	if err != nil {
 		return err
@@ -53,15 +78,15 @@ func removeTree(dir string) error {
 	case err != nil:
 		return &fs.PathError{Op: "stat", Path: realDir, Err: err}
 	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+		if !unlinkOther {
+			return nil
+		}
 		if err := unix.Unlinkat(parent, base, 0); err != nil && err != unix.ENOENT {
 			return &fs.PathError{Op: "remove", Path: realDir, Err: err}
 		}
 		return nil
 	}
-	if err := unmountUnder(parent, realDir); err != nil {
-		return err
-	}
-	return removeDir(parent, base)
+	return do(parent, realDir)
 }
 
 // unmountUnder unmounts every mount at or under realDir, whose parent directory is open

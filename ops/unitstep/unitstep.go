@@ -1,13 +1,16 @@
 // Package unitstep holds the steps of the container@.service template that nixcfs
 // installs on hosts without NixOS's own: systemd runs each as a separate process
 // (`nixcfs unit prestart|start|reload|poststop NAME`), doing what NixOS's template does
-// in shell: prepare the root tree, make the network, exec systemd-nspawn with NixOS's
-// flags, reload by switch-to-configuration inside, clean up after stop.
+// in shell: prepare the root tree, make the network and the port forwards, exec
+// systemd-nspawn with NixOS's flags, reload by switch-to-configuration inside, clean up
+// after stop.
 package unitstep
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,10 +18,12 @@ import (
 	"syscall"
 
 	"nixcfs/guest/control"
+	"nixcfs/internal/guestroot"
 	"nixcfs/ops"
 )
 
-// Prestart prepares the root tree and the network, as NixOS's preStartScript does.
+// Prestart prepares the root tree and the network, as NixOS's preStartScript does, and
+// the port forwards, which nspawn's --port makes under NixOS's template.
 func Prestart(l ops.Layout, name string) error {
 	if err := ops.ValidateName(name); err != nil {
 		return err
@@ -27,42 +32,54 @@ func Prestart(l ops.Layout, name string) error {
 	if err != nil {
 		return fmt.Errorf("prestart %s: %w", name, err)
 	}
-	root := l.RootPath(name)
-	for _, d := range []struct {
-		path string
-		mode os.FileMode
-	}{
-		{root, 0o755}, {root + "/etc", 0o755}, {root + "/var/lib", 0o755},
-		{root + "/var/lib/private", 0o700}, {root + "/root", 0o700},
-		// Debian's systemd-nspawn refuses a root without usr/ ("doesn't look like it
-		// has an OS tree"); NixOS patches that check away.
-		{root + "/usr", 0o755},
-		{l.ProfilePath(name), 0o755}, {l.GCRootPath(name), 0o755},
-	} {
-		if err := os.MkdirAll(d.path, d.mode); err != nil {
+	for _, d := range []string{l.RootPath(name), l.ProfilePath(name), l.GCRootPath(name)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("prestart %s: %w", name, err)
 		}
 	}
-	for _, f := range []string{"etc/os-release", "etc/machine-id"} {
-		p := filepath.Join(root, f)
-		if _, err := os.Lstat(p); os.IsNotExist(err) {
-			if err := os.WriteFile(p, nil, 0o644); err != nil {
-				return fmt.Errorf("prestart %s: %w", name, err)
-			}
-		}
-	}
-	if data, err := os.ReadFile("/etc/resolv.conf"); err == nil {
-		p := filepath.Join(root, "etc/resolv.conf")
-		os.Remove(p)
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			return fmt.Errorf("prestart %s: %w", name, err)
-		}
+	if err := prepareRoot(l.RootPath(name)); err != nil {
+		return fmt.Errorf("prestart %s: %w", name, err)
 	}
 	if _, err := initPath(l, name, conf); err != nil {
 		return err
 	}
 	if nc := netConfigOf(conf); nc.private {
-		return setupNetwork(name, nc)
+		if err := setupNetwork(name, nc); err != nil {
+			return err
+		}
+	}
+	return setupForwards(name, conf)
+}
+
+// prepareRoot makes what systemd-nspawn and the guest's first boot expect in its root
+// tree, through a handle that no symlink the guest planted can lead out of the tree.
+func prepareRoot(dir string) error {
+	r, err := guestroot.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for _, d := range []struct {
+		name string
+		mode os.FileMode
+	}{
+		{"etc", 0o755}, {"var/lib", 0o755}, {"var/lib/private", 0o700}, {"root", 0o700},
+		// Debian's systemd-nspawn refuses a root without usr/ ("doesn't look like it
+		// has an OS tree"); NixOS patches that check away.
+		{"usr", 0o755},
+	} {
+		if err := r.MkdirAll(d.name, d.mode); err != nil {
+			return err
+		}
+	}
+	for _, f := range []string{"etc/os-release", "etc/machine-id"} {
+		if _, err := r.CreateIfMissing(f, nil, 0o644); err != nil {
+			return err
+		}
+	}
+	// The host's resolver, as a regular file in place of whatever the guest left there.
+	if data, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+		return r.WriteFile("etc/resolv.conf", data, 0o644)
 	}
 	return nil
 }
@@ -105,11 +122,8 @@ func NspawnArgs(l ops.Layout, name string, conf ops.Conf) ([]string, error) {
 	if conf.Get("PRIVATE_NETWORK") == "1" {
 		args = append(args, "--network-namespace-path="+ops.NetnsPath(name))
 	}
-	for _, p := range strings.Split(conf.Get("HOST_PORT"), ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			args = append(args, "--port="+p)
-		}
-	}
+	// No --port=: nspawn refuses it with a namespace it did not make; prestart makes
+	// the forwards of HOST_PORT itself (setupForwards).
 	for _, k := range []string{"PRIVATE_NETWORK", "HOST_BRIDGE", "HOST_ADDRESS", "LOCAL_ADDRESS",
 		"HOST_ADDRESS6", "LOCAL_ADDRESS6", "HOST_PORT"} {
 		args = append(args, "--setenv="+k+"="+conf.Get(k))
@@ -141,12 +155,12 @@ func ExecNspawn(l ops.Layout, name string) error {
 	return syscall.Exec(bin, args, os.Environ())
 }
 
-// Poststop removes what prestart made for the network.
+// Poststop removes what prestart made for the network and the forwards.
 func Poststop(name string) error {
 	if err := ops.ValidateName(name); err != nil {
 		return err
 	}
-	return teardownNetwork(name)
+	return errors.Join(teardownNetwork(name), removeForwards(name))
 }
 
 // Reload activates the container's current system without a restart: inside, the
@@ -161,9 +175,13 @@ func Reload(ctx context.Context, name string, mainPID int) (string, error) {
 }
 
 // guestCommand sends one line to the guest init's control socket, reached from the
-// host through the leader's root, and returns the answer.
+// host through the leader's root and resolved inside it: a guest's symlink at the
+// socket's path never leads the host to one of its own sockets.
 func guestCommand(ctx context.Context, leader int, line string) (string, error) {
-	answer, err := control.Request(ctx, fmt.Sprintf("/proc/%d/root%s", leader, control.Socket), line)
+	dial := func(ctx context.Context) (net.Conn, error) {
+		return guestroot.DialUnix(ctx, fmt.Sprintf("/proc/%d/root", leader), control.Socket)
+	}
+	answer, err := control.RequestVia(ctx, dial, line)
 	answer = strings.TrimSpace(answer)
 	if err != nil {
 		return answer, fmt.Errorf("guest init: %w", err)

@@ -27,11 +27,14 @@ func TestNspawnArgsFollowNixOS(t *testing.T) {
 	joined := strings.Join(args, " ")
 	for _, want := range []string{"--keep-unit", "-M foo", "--notify-ready=yes", "--kill-signal=SIGRTMIN+3",
 		"--bind-ro=/nix/store", "--network-namespace-path=/run/netns/nixcfs-foo",
-		"--port=8080:80", "--port=tcp:2222:22", "--setenv=LOCAL_ADDRESS=10.233.1.2",
+		"--setenv=HOST_PORT=8080:80,tcp:2222:22", "--setenv=LOCAL_ADDRESS=10.233.1.2",
 		"--bind=" + l.ProfilePath("foo") + ":/nix/var/nix/profiles"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("nspawn args lack %q: %s", want, joined)
 		}
+	}
+	if strings.Contains(joined, "--port") {
+		t.Errorf("nspawn refuses --port with --network-namespace-path: %s", joined)
 	}
 	if last := args[len(args)-1]; last != filepath.Join(sys, "init") {
 		t.Errorf("init = %s, want the resolved store path", last)

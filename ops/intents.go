@@ -1,0 +1,175 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// A crash (kill -9, a power cut) may cut an operation on a container's files short.
+// The operations that would then leave a half-made container mark their intent: the
+// file DataDir/NAME/intent names the operation, and the process holds an flock on
+// DataDir/NAME/lock until it is over. The same lock keeps the builds of one container
+// apart across processes (the command line beside the mount). A Manager that starts
+// (recover) finds the intents whose lock nobody holds and ends what each began.
+
+type intentKind string
+
+const (
+	intentCreate  intentKind = "create"  // undone if it did not reach its conf file
+	intentBuild   intentKind = "build"   // reported failed
+	intentDestroy intentKind = "destroy" // finished
+)
+
+// opLock is a container's operation lock, held by this process.
+type opLock struct {
+	l    Layout
+	name string
+	f    *fileLock
+}
+
+func (l Layout) lockPath(name string) string   { return filepath.Join(l.DataPath(name), "lock") }
+func (l Layout) intentPath(name string) string { return filepath.Join(l.DataPath(name), "intent") }
+
+// lockOp takes the container's operation lock, waiting for another process's
+// operation to end, or until ctx ends.
+func (l Layout) lockOp(ctx context.Context, name string) (*opLock, error) {
+	f, err := lockFile(ctx, l.lockPath(name))
+	if err != nil {
+		return nil, err
+	}
+	return &opLock{l: l, name: name, f: f}, nil
+}
+
+// tryLockOp takes the container's operation lock if no process holds it.
+func (l Layout) tryLockOp(name string) (*opLock, bool, error) {
+	f, ok, err := tryLockFile(l.lockPath(name))
+	if !ok {
+		return nil, false, err
+	}
+	return &opLock{l: l, name: name, f: f}, true, nil
+}
+
+// mark writes the intent of the operation about to begin, with the generation of the
+// container's profile then: a build that a crash cut off after it switched the
+// profile did its work.
+func (o *opLock) mark(kind intentKind, generation int) error {
+	text := fmt.Sprintf("%s %d\n", kind, generation)
+	if err := writeFileAtomic(o.l.intentPath(o.name), []byte(text), 0o600); err != nil {
+		return fmt.Errorf("mark %s of %s: %w", kind, o.name, err)
+	}
+	return nil
+}
+
+// done removes the intent (the operation is over) and releases the lock.
+func (o *opLock) done() {
+	if o == nil {
+		return
+	}
+	os.Remove(o.l.intentPath(o.name))
+	o.f.unlock()
+}
+
+// readIntent is the intent left in the container's data directory ("" for none) and
+// the generation its mark recorded.
+func (l Layout) readIntent(name string) (intentKind, int) {
+	data, err := os.ReadFile(l.intentPath(name))
+	if err != nil {
+		return "", 0
+	}
+	kind, gen, _ := strings.Cut(strings.TrimSpace(string(data)), " ")
+	n, _ := strconv.Atoi(gen)
+	return intentKind(kind), n
+}
+
+// errCutOff is the reason of a build a crash cut off, as status shows it.
+var errCutOff = errors.New("the build was cut off: nixcfs stopped during it; write config.nix or run nixcfs update to build again")
+
+// recover ends the operations that a crashed process left half done, and sweeps what
+// such a process leaves behind: at start, before the registry is read.
+func (m *Manager) recover() {
+	entries, err := os.ReadDir(m.l.DataDir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		m.log.Warn().Err(err).Msg("recovery")
+	}
+	for _, e := range entries {
+		if name := e.Name(); e.IsDir() && ValidateName(name) == nil {
+			if err := m.recoverContainer(name); err != nil {
+				m.log.Warn().Err(err).Str("container", name).Msg("recovery")
+			}
+		}
+	}
+	m.sweepOutLinks()
+	m.sweepTemps()
+}
+
+// sweepTemps removes the temporary files of atomic writes into the conf directory that
+// a crash left: a minute old, so that another process's write in progress keeps its.
+func (m *Manager) sweepTemps() {
+	temps, _ := filepath.Glob(filepath.Join(m.l.ConfDir, ".*.conf.tmp*"))
+	for _, t := range temps {
+		if fi, err := os.Lstat(t); err == nil && time.Since(fi.ModTime()) > time.Minute {
+			os.Remove(t)
+		}
+	}
+}
+
+func (m *Manager) recoverContainer(name string) error {
+	lock, ok, err := m.l.tryLockOp(name)
+	if !ok {
+		return err // another process works on it: its operation is not cut off
+	}
+	defer lock.f.unlock()
+	_, confErr := os.Stat(m.l.ConfPath(name))
+	hasConf := confErr == nil
+	kind, gen := m.l.readIntent(name)
+	switch {
+	case kind == intentDestroy, kind == intentCreate && !hasConf:
+		m.log.Warn().Str("container", name).Str("intent", string(kind)).Msg("finishing what a crash cut off")
+		return m.removeAll(name)
+	case kind == intentCreate || kind == intentBuild:
+		if _, now := systemGeneration(m.l.SystemLink(name)); now > gen {
+			m.l.saveBuildOutcome(name, nil) // only its record was cut off
+			break
+		}
+		m.log.Warn().Str("container", name).Str("intent", string(kind)).Msg("a build was cut off")
+		m.l.saveBuildOutcome(name, errCutOff)
+	case kind == "" && !hasConf:
+		// What nixcfs kept of a container removed by another program.
+		return os.RemoveAll(m.l.DataPath(name))
+	}
+	os.Remove(m.l.intentPath(name))
+	return nil
+}
+
+// sweepOutLinks removes the out-links of builds whose process is gone: each holds a
+// system in the store that no profile records.
+func (m *Manager) sweepOutLinks() {
+	links, _ := filepath.Glob(filepath.Join(m.l.GCRootDir, "*", outLinkPrefix+"*"))
+	for _, link := range links {
+		pid := strings.TrimPrefix(filepath.Base(link), outLinkPrefix)
+		if _, err := os.Stat("/proc/" + pid); errors.Is(err, fs.ErrNotExist) {
+			os.Remove(link)
+		}
+	}
+}
+
+// removeAll removes every file of the container, its conf file first: the container
+// is gone for every program from then on, and what remains is what a crash left.
+func (m *Manager) removeAll(name string) error {
+	var errs []error
+	if err := os.Remove(m.l.ConfPath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	errs = append(errs, m.removeFiles(name)...)
+	if err := os.RemoveAll(m.l.DataPath(name)); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
