@@ -56,8 +56,14 @@ type fakeGeneration struct {
 	text string
 }
 
-// newGenerationLocked records a successful build of text as the next generation.
+// newGenerationLocked records a successful build of text as the next generation,
+// unless it is the current one's: nix makes no new generation for the same system.
 func (c *fakeContainer) newGenerationLocked(text string) {
+	for _, g := range c.gens {
+		if g.n == c.current && g.text == text {
+			return
+		}
+	}
 	n := len(c.gens) + 1
 	if len(c.gens) > 0 {
 		n = c.gens[len(c.gens)-1].n + 1

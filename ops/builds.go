@@ -26,6 +26,7 @@ type buildRun struct {
 	cancel context.CancelFunc
 	ticket uint64  // its place in the container's queue of builds
 	op     *opLock // the container's operation lock, when its creator holds it already
+	hash   string  // of the configuration text it builds; "" for none (a flake, a system)
 	// Guarded by the registry's mu.
 	finished bool
 	err      error
@@ -88,7 +89,7 @@ func (m *Manager) buildLocked(run *buildRun, name string, build func(context.Con
 			return err
 		}
 		_, gen := systemGeneration(m.l.SystemLink(name))
-		if err := op.mark(intentBuild, gen); err != nil {
+		if err := op.mark(intentBuild, gen, run.hash); err != nil {
 			op.done()
 			return err
 		}
@@ -97,34 +98,9 @@ func (m *Manager) buildLocked(run *buildRun, name string, build func(context.Con
 	err := build(run.ctx)
 	crash.At(crash.BuildDone)
 	if !isCancel(err) {
-		m.l.saveBuildOutcome(name, err)
+		m.l.saveBuildOutcome(name, run.hash, err)
 	}
 	return err
-}
-
-// The outcome of a container's last build, kept in its data directory: "built", or
-// "failed" and the reason on the next line.
-func (l Layout) outcomePath(name string) string { return filepath.Join(l.DataPath(name), "last-build") }
-
-func (l Layout) saveBuildOutcome(name string, err error) {
-	text := BuildBuilt.String() + "\n"
-	if err != nil {
-		text = BuildFailed.String() + "\n" + oneLine(buildError(l.BuildLogPath(name), err)) + "\n"
-	}
-	writeFileAtomic(l.outcomePath(name), []byte(text), 0o600)
-}
-
-// loadBuildOutcome reads what saveBuildOutcome kept: BuildUnknown when nothing was.
-func (l Layout) loadBuildOutcome(name string) (BuildState, string) {
-	data, err := os.ReadFile(l.outcomePath(name))
-	if err != nil {
-		return BuildUnknown, ""
-	}
-	state, reason, _ := strings.Cut(strings.TrimSpace(string(data)), "\n")
-	if state == BuildFailed.String() {
-		return BuildFailed, reason
-	}
-	return BuildBuilt, ""
 }
 
 // finishBuild records a build's outcome: the container's build state and error, and

@@ -91,12 +91,17 @@ func (m *Manager) queueConfig(name string, text []byte) (*buildRun, error) {
 	} else {
 		text, err = m.l.readConfig(name)
 	}
+	hash := textHash(text)
+	if err == nil {
+		err = m.l.noteWritten(name, hash)
+	}
 	if err != nil {
 		return nil, m.noted(name, fmt.Errorf("configuration of %s: %w", name, err))
 	}
 	crash.At(crash.ConfigWritten)
 	m.reg.mu.Lock()
 	run := m.queueLocked(c)
+	run.hash = hash
 	m.reg.mu.Unlock()
 	m.runQueued(c, run, func(ctx context.Context) error {
 		conf, err := m.Conf(name)

@@ -159,7 +159,7 @@ func (m *Manager) markCreate(name string) (*opLock, error) {
 		}
 		return nil, err
 	}
-	if err := op.mark(intentCreate, 0); err != nil {
+	if err := op.mark(intentCreate, 0, ""); err != nil {
 		op.done()
 		return nil, err
 	}
@@ -177,10 +177,16 @@ func (m *Manager) writeContainer(name, configText string, conf Conf, op *opLock)
 	m.reg.mu.Lock()
 	run := m.queueLocked(c)
 	run.op = op
+	if configText != "" {
+		run.hash = textHash([]byte(configText))
+	}
 	m.beginLocked(c, run)
 	m.reg.records[name] = c
 	m.reg.mu.Unlock()
 	err := m.writeInitialFiles(name, configText)
+	if err == nil && run.hash != "" {
+		err = m.l.noteWritten(name, run.hash)
+	}
 	crash.At(crash.CreateFiles)
 	if err == nil {
 		err = writeFileAtomic(m.l.ConfPath(name), conf.Bytes(), 0o644)

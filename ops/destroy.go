@@ -83,7 +83,7 @@ func (m *Manager) removeMarked(ctx context.Context, name string) error {
 		return fmt.Errorf("%w: a build of %s runs in another process", ErrBusy, name)
 	}
 	defer op.done()
-	if err := op.mark(intentDestroy, 0); err != nil {
+	if err := op.mark(intentDestroy, 0, ""); err != nil {
 		return err
 	}
 	crash.At(crash.DestroyMarked)

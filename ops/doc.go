@@ -12,7 +12,10 @@
 //   - follow.go: keeping the registry current from systemd's signals and from inotify
 //     on the conf directory.
 //   - status.go: reading the registry: List, State, Status, Watch.
-//   - create.go, destroy.go: making and removing a container's files.
+//   - create.go, destroy.go: making and removing a container's files. intents.go: the
+//     marks of operations a crash may cut off, and the recovery that ends them.
+//   - generations.go: the profile's generations, the texts that built them, switching.
+//   - guestfiles.go: the files of a root tree, read and written through guestroot.
 //   - builds.go: one build at a time per container: claim, run, finish, wait.
 //     nix.go: the nix commands a build runs.
 //   - units.go: start, stop, restart, reload, terminate: a systemd job, then a wait
@@ -39,10 +42,16 @@
 //  1. A container's unit slot (record.unitSlot): held by Start and Restart for their
 //     job and settle, so that Destroy, which only tries it, never removes a root tree
 //     that a prestart is filling.
-//  2. The address lock (flock on Layout.LockFile, shared with nixos-container): held
+//  2. A container's text lock (record.textMu): orders the writes of its
+//     configuration.nix with the builds they queue.
+//  3. A container's operation lock (an flock on DataDir/NAME/lock, between
+//     processes): held by a create until its first build ends, by each build, by a
+//     destroy and a generation's deletion, with the intent that recovery reads
+//     (intents.go). Create and Destroy only try it.
+//  4. The address lock (flock on Layout.LockFile, shared with nixos-container): held
 //     while addresses are chosen and while a conf file is written or removed.
-//  3. The builder's slots: bound how many nix builds run at once; held for one build.
-//  4. The registry's mu: guards every record's fields, the unit states and the event
+//  5. The builder's slots: bound how many nix builds run at once; held for one build.
+//  6. The registry's mu: guards every record's fields, the unit states and the event
 //     streams. Held only for memory work: never across a D-Bus call, a build, a job,
 //     a file or /proc read.
 //

@@ -151,7 +151,7 @@ func (m *Manager) refreshConf(name string, announce bool) {
 		return
 	}
 	decl := isDeclarative(path)
-	outcome, reason := m.l.loadBuildOutcome(name)
+	outcome, reason, _ := m.l.loadBuildOutcome(name)
 	m.reg.mu.Lock()
 	_, known := m.reg.records[name]
 	_, unitKnown := m.reg.units[name]

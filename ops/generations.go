@@ -132,6 +132,9 @@ func (m *Manager) switchGeneration(ctx context.Context, name string, n int) erro
 	c.textMu.Lock()
 	m.reg.mu.Lock()
 	run := m.queueLocked(c)
+	if text, err := os.ReadFile(m.l.generationTextPath(name, n)); err == nil {
+		run.hash = textHash(text)
+	}
 	m.reg.mu.Unlock()
 	m.runQueued(c, run, func(ctx context.Context) error { return m.switchTo(ctx, name, n) })
 	c.textMu.Unlock()
@@ -163,6 +166,9 @@ func (m *Manager) switchTo(ctx context.Context, name string, n int) error {
 	if hasText {
 		if err := m.l.writeConfig(name, target); err != nil {
 			return fmt.Errorf("configuration of %s: %w", name, err)
+		}
+		if err := m.l.noteWritten(name, textHash(target)); err != nil {
+			return err
 		}
 	}
 	m.log.Info().Str("container", name).Int("generation", n).Msg("switched generation")

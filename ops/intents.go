@@ -59,8 +59,8 @@ func (l Layout) tryLockOp(name string) (*opLock, bool, error) {
 // mark writes the intent of the operation about to begin, with the generation of the
 // container's profile then: a build that a crash cut off after it switched the
 // profile did its work.
-func (o *opLock) mark(kind intentKind, generation int) error {
-	text := fmt.Sprintf("%s %d\n", kind, generation)
+func (o *opLock) mark(kind intentKind, generation int, hash string) error {
+	text := fmt.Sprintf("%s %d %s\n", kind, generation, hash)
 	if err := writeFileAtomic(o.l.intentPath(o.name), []byte(text), 0o600); err != nil {
 		return fmt.Errorf("mark %s of %s: %w", kind, o.name, err)
 	}
@@ -76,16 +76,19 @@ func (o *opLock) done() {
 	o.f.unlock()
 }
 
-// readIntent is the intent left in the container's data directory ("" for none) and
-// the generation its mark recorded.
-func (l Layout) readIntent(name string) (intentKind, int) {
+// readIntent is the intent left in the container's data directory ("" for none), and
+// the generation and text hash its mark recorded.
+func (l Layout) readIntent(name string) (kind intentKind, generation int, hash string) {
 	data, err := os.ReadFile(l.intentPath(name))
 	if err != nil {
-		return "", 0
+		return "", 0, ""
 	}
-	kind, gen, _ := strings.Cut(strings.TrimSpace(string(data)), " ")
-	n, _ := strconv.Atoi(gen)
-	return intentKind(kind), n
+	fields := strings.Fields(string(data))
+	for len(fields) < 3 {
+		fields = append(fields, "")
+	}
+	generation, _ = strconv.Atoi(fields[1])
+	return intentKind(fields[0]), generation, fields[2]
 }
 
 // errCutOff is the reason of a build a crash cut off, as status shows it.
@@ -128,23 +131,27 @@ func (m *Manager) recoverContainer(name string) error {
 	defer lock.f.unlock()
 	_, confErr := os.Stat(m.l.ConfPath(name))
 	hasConf := confErr == nil
-	kind, gen := m.l.readIntent(name)
+	kind, gen, hash := m.l.readIntent(name)
 	switch {
 	case kind == intentDestroy, kind == intentCreate && !hasConf:
 		m.log.Warn().Str("container", name).Str("intent", string(kind)).Msg("finishing what a crash cut off")
 		return m.removeAll(name)
 	case kind == intentCreate || kind == intentBuild:
 		if _, now := systemGeneration(m.l.SystemLink(name)); now > gen {
-			m.l.saveBuildOutcome(name, nil) // only its record was cut off
+			m.l.saveBuildOutcome(name, hash, nil) // only its record was cut off
 			break
 		}
 		m.log.Warn().Str("container", name).Str("intent", string(kind)).Msg("a build was cut off")
-		m.l.saveBuildOutcome(name, errCutOff)
+		m.l.saveBuildOutcome(name, hash, errCutOff)
 	case kind == "" && !hasConf:
 		// What nixcfs kept of a container removed by another program.
 		return os.RemoveAll(m.l.DataPath(name))
 	}
 	os.Remove(m.l.intentPath(name))
+	if written, ok := m.l.unbuilt(name); ok && hasConf {
+		m.log.Warn().Str("container", name).Msg("a text written was never built")
+		m.l.saveBuildOutcome(name, written, errCutOff)
+	}
 	return nil
 }
 

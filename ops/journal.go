@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
+	"time"
 )
 
 // LogReader is one reader's copy of a container's journal (journalctl -u
@@ -131,4 +133,21 @@ func journalctl(ctx context.Context, unit string, extra ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "journalctl", args...)
 	cmd.Dir = "/"
 	return cmd
+}
+
+// stepError is the last error a step of nixcfs's unit template logged for the unit
+// since then ("nixcfs: prestart NAME: ..."), which says more than systemd's result; ""
+// for none.
+func stepError(ctx context.Context, unit string, since time.Time) string {
+	out, err := journalctl(ctx, unit, "-n", "30", "-o", "cat", fmt.Sprintf("--since=@%d", since.Unix())).Output()
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if msg, ok := strings.CutPrefix(lines[i], "nixcfs: "); ok {
+			return msg
+		}
+	}
+	return ""
 }

@@ -106,7 +106,7 @@ func (m *Manager) startWith(ctx context.Context, name, kind string, job func(con
 	if err := m.requireSystem(name, buildErr); err != nil {
 		return err
 	}
-	before := m.unitReports(name)
+	before, began := m.unitReports(name), time.Now()
 	jobErr := job(ctx, UnitName(name))
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
@@ -123,7 +123,7 @@ func (m *Manager) startWith(ctx context.Context, name, kind string, job func(con
 			return nil
 		}
 	}
-	return m.startFailure(name, jobErr)
+	return m.startFailure(name, jobErr, began)
 }
 
 // requireSystem fails when the container has no system to start. A failed build
@@ -144,7 +144,7 @@ func (m *Manager) requireSystem(name string, buildErr error) error {
 
 // startFailure says why a start did not end with the container running, from systemd
 // itself: a late signal may still say it runs.
-func (m *Manager) startFailure(name string, jobErr error) error {
+func (m *Manager) startFailure(name string, jobErr error, began time.Time) error {
 	unit := UnitName(name)
 	us := m.sup.unitStateOf(m.ctx, unit)
 	if jobErr == nil && us.ActiveState == unitActive {
@@ -153,6 +153,9 @@ func (m *Manager) startFailure(name string, jobErr error) error {
 	reason := fmt.Sprintf("%s is %s (result: %s)", unit, us.ActiveState, us.Result)
 	if jobErr != nil {
 		reason = fmt.Sprintf("%v; %s", jobErr, reason)
+	}
+	if step := stepError(m.ctx, unit, began); step != "" {
+		reason += ": " + step
 	}
 	return fmt.Errorf("%w: %s; see its log", ErrStartFailed, reason)
 }
