@@ -47,9 +47,10 @@ systemd-nspawn -D / --volatile=yes --private-network --register=no --keep-unit \
 	-b -- systemd.firstboot=off systemd.unit=multi-user.target >"$log" 2>&1 </dev/null &
 nspawn_pid=$!
 
-# The leader is the systemd child of systemd-nspawn.
+# The leader is the systemd child of systemd-nspawn: by name, since nspawn's short-lived
+# outer child is its child too for a moment.
 for _ in $(seq 1 300); do
-	leader=$(pgrep -P "$nspawn_pid" 2>/dev/null | head -n1 || true)
+	leader=$(pgrep -P "$nspawn_pid" -x systemd 2>/dev/null | head -n1 || true)
 	[ -n "$leader" ] && break
 	kill -0 "$nspawn_pid" 2>/dev/null || { cat "$log" >&2; say "systemd-nspawn exited"; exit 1; }
 	sleep 0.1
