@@ -64,6 +64,13 @@ type Backend interface {
 	// OpenLog starts a reader of the container's journal; LogSize is its size now.
 	OpenLog(ctx context.Context, name string) (ops.LogReader, error)
 	LogSize(ctx context.Context, name string) (int64, error)
+
+	// Limits are the unit's resource limits as systemd holds them. SetLimits writes
+	// some by key (ops.LimitKeys), in cgroup v2's syntax: all, or none (ErrInvalid).
+	Limits(ctx context.Context, name string) (ops.Limits, error)
+	SetLimits(ctx context.Context, name string, values map[string]string) error
+	// Stats are the container's usage now, zero while it is down.
+	Stats(ctx context.Context, name string) (ops.Stats, error)
 }
 
 var _ Backend = (*ops.Manager)(nil) // the real thing

@@ -41,6 +41,12 @@ var files = []struct {
 	{name: eventsName, node: func(c *containerRef) gofs.InodeEmbedder { return &eventsFile{b: c.b, name: c.name} }},
 	{name: "generation", node: func(c *containerRef) gofs.InodeEmbedder { return newGenerationFile(c) }},
 	{name: "generations", node: func(c *containerRef) gofs.InodeEmbedder { return &generationsLink{} }, mode: syscall.S_IFLNK},
+	{name: "memory.max", node: limitNode("memory.max")},
+	{name: "cpu.max", node: limitNode("cpu.max")},
+	{name: "pids.max", node: limitNode("pids.max")},
+	{name: "cpu.weight", node: limitNode("cpu.weight")},
+	{name: "io.weight", node: limitNode("io.weight")},
+	{name: "stats", node: func(c *containerRef) gofs.InodeEmbedder { return newStatsFile(c) }},
 }
 
 // fileMode is the type bits of one of the container's own files.

@@ -98,6 +98,7 @@ func runContract(t *testing.T, b contractBackend, fx contractFixtures) {
 	t.Run("generations", func(t *testing.T) { contractGenerations(t, ctx, b) })
 	t.Run("addresses", func(t *testing.T) { contractAddresses(t, ctx, b) })
 	t.Run("ports", func(t *testing.T) { contractPorts(t, ctx, b, one) })
+	t.Run("limits", func(t *testing.T) { contractLimits(t, ctx, b) })
 	t.Run("units", func(t *testing.T) { contractUnits(t, ctx, b) })
 	t.Run("declarative", func(t *testing.T) {
 		remove := fx.declarative(t, "ctd")
@@ -250,6 +251,7 @@ func contractUnits(t *testing.T, ctx context.Context, b contractBackend) {
 		t.Errorf("state after start: %s", st)
 	}
 	must(t, "start of a running container", b.Start(ctx, "ct1"))
+	contractRunningStats(t, ctx, b)
 	wantErr(t, "destroy while running", b.Destroy(ctx, "ct1"), ops.ErrBusy)
 	wantErr(t, "address change while running", b.SetAddresses(ctx, "ct1", "", "10.233.249.2"), ops.ErrBusy)
 	wantErr(t, "port change while running", b.SetPorts(ctx, "ct1", nil), ops.ErrBusy)
@@ -269,6 +271,7 @@ func contractDeclarative(t *testing.T, ctx context.Context, b contractBackend, n
 	wantErr(t, "address", b.SetAddresses(ctx, name, "", "10.233.248.2"), ops.ErrDeclarative)
 	wantErr(t, "autostart", b.SetAutostart(ctx, name, true), ops.ErrDeclarative)
 	wantErr(t, "ports", b.SetPorts(ctx, name, []string{"8080"}), ops.ErrDeclarative)
+	wantErr(t, "limits", b.SetLimits(ctx, name, map[string]string{"memory.max": "1G"}), ops.ErrDeclarative)
 	wantErr(t, "destroy", b.Destroy(ctx, name), ops.ErrDeclarative)
 }
 

@@ -48,6 +48,7 @@ type fakeContainer struct {
 	gens        []fakeGeneration // oldest first
 	current     int
 	rejected    []byte
+	limits      ops.Limits // zero: none set (fakeLimitsOf)
 }
 
 type fakeGeneration struct {

@@ -15,7 +15,7 @@ func TestMkdirCreatesAndLsLists(t *testing.T) {
 	if got := strings.Fields(mustSh(t, mnt, `ls $MNT`)); strings.Join(got, " ") != "db events web" {
 		t.Errorf("ls = %v", got)
 	}
-	if got := strings.Fields(mustSh(t, mnt, `ls $MNT/web`)); strings.Join(got, " ") != "address autostart build.log config.nix events generation generations host-address log ports state status" {
+	if got := strings.Fields(mustSh(t, mnt, `ls $MNT/web`)); strings.Join(got, " ") != "address autostart build.log config.nix cpu.max cpu.weight events generation generations host-address io.weight log memory.max pids.max ports state stats status" {
 		t.Errorf("ls web = %v", got)
 	}
 	// Its first build runs in the background, as in ops: creating until it ends.

@@ -43,6 +43,9 @@ func (m *Manager) destroy(ctx context.Context, name string) error {
 		return fmt.Errorf("destroy %s: %w", name, err)
 	}
 	m.sup.resetFailed(ctx, UnitName(name))
+	if err := m.forgetLimits(ctx, name); err != nil {
+		m.log.Warn().Str("container", name).Err(err).Msg("destroy: limits kept")
+	}
 	m.reg.mu.Lock()
 	m.reg.forgetLocked(c)
 	m.reg.mu.Unlock()

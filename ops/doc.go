@@ -28,6 +28,9 @@
 //   - layout.go, conf.go: where the files are, and the conf file's format.
 //   - state.go: State, BuildState and the kinds of Event.
 //   - journal.go: readers of a container's journal.
+//   - limits.go: resource limits as properties of the unit; limitsyntax.go: their
+//     cgroup v2 syntax. stats.go: live usage from the unit's cgroup (package
+//     internal/cgroup) and the veth pair's counters.
 //
 // The steps that systemd runs for nixcfs's own template, each as a process of its own,
 // are package unitstep.
@@ -52,6 +55,8 @@
 //  6. The registry's mu: guards every record's fields, the unit states and the event
 //     streams. Held only for memory work: never across a D-Bus call, a build, a job,
 //     a file or /proc read.
+//
+// Leaves, taken alone for memory work: unitRuns.mu (stats.go).
 //
 // Waits (for a build's end, a state, a free build) go through registry.waitFor, which
 // sleeps on a condition variable of mu that every change broadcasts.

@@ -59,6 +59,8 @@ type Manager struct {
 	sup *supervisor
 	nix *builder
 	fsw *fsnotify.Watcher
+	// runs: each running unit's cgroup and start, for Stats; its lock is a leaf.
+	runs unitRuns
 
 	ctx    context.Context // ends with Close: background builds and loops
 	cancel context.CancelFunc

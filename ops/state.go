@@ -129,6 +129,11 @@ const (
 	EventNotice                           // Value: news that is no failure
 	EventGeneration                       // Value: the new current generation
 	EventPorts                            // Value: the new HOST_PORT, forwards separated by commas
+	EventMemoryMax                        // Value: the new memory.max, and so on (Limits.Text)
+	EventCPUMax
+	EventPidsMax
+	EventCPUWeight
+	EventIOWeight
 )
 
 var eventKeys = [...]string{
@@ -136,6 +141,9 @@ var eventKeys = [...]string{
 	EventAddress: "address", EventHostAddress: "host-address", EventAutostart: "autostart",
 	EventNotice: "notice", EventGeneration: "generation",
 	EventPorts: "ports",
+
+	EventMemoryMax: "memory.max", EventCPUMax: "cpu.max", EventPidsMax: "pids.max",
+	EventCPUWeight: "cpu.weight", EventIOWeight: "io.weight",
 }
 
 func (k EventKind) String() string {

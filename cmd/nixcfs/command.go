@@ -51,6 +51,8 @@ func newRoot() *cobra.Command {
 		rollbackCmd(),
 		showIPCmd(),
 		portsCmd(),
+		limitsCmd(),
+		statsCmd(),
 		showHostKeyCmd(),
 		loginCmd("login", "log in to the container (its login prompt)"),
 		loginCmd("root-login", "a root shell inside the container on this terminal"),

@@ -28,6 +28,9 @@ until SIGINT or SIGTERM, which unmount it. Each container is a directory:
   vim MNT/foo/config.nix            edit its configuration.nix; closing the file builds
                                     it and switches a running container (EIO on failure)
   cat MNT/foo/status MNT/foo/log    inspect it (also address, host-address, build.log)
+  echo 512M > MNT/foo/memory.max    limit it, in cgroup v2's syntax (also cpu.max, pids.max,
+                                    cpu.weight, io.weight); systemd keeps it, applied at once
+  cat MNT/foo/stats                 its memory, CPU time, tasks, I/O and network counters
   rmdir MNT/foo                     destroy it (EBUSY while it runs)
   cat MNT/events                    follow every change as it happens
 

@@ -61,6 +61,10 @@ func open(c *cobra.Command, mf *managerFlags, args []string, want names) (*sessi
 			return nil, exit, false
 		}
 	}
+	if !c.Flags().Changed("log-level") {
+		// A verb prints its own error line: the manager's warnings would say it twice.
+		mf.logLevel = "error"
+	}
 	s.ctx, s.stop = signalContext()
 	m, _, err := mf.open(s.ctx, false)
 	if err != nil {

@@ -6,6 +6,9 @@
 // `PROG __nsenter PID CMD...`; the constructor below sees that, joins PID's namespaces,
 // forks (a new PID namespace applies to children only), and the child execs CMD. The
 // parent waits and exits with the child's status, so exit codes pass through.
+//
+// Before that, Exec moves the process into the leader's control groups, so that the
+// command counts against the container's resource limits and in its stats.
 package nsenter
 
 /*
@@ -79,10 +82,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"nixcfs/internal/cgroup"
 )
 
-// Exec replaces this process with argv run inside the namespaces of pid; argv[0] must
-// be an absolute path inside the container. It returns only on failure.
+// Exec replaces this process with argv run inside the namespaces and control groups of
+// pid; argv[0] must be an absolute path inside the container. It returns only on
+// failure.
 func Exec(pid int, argv []string, env []string) error {
 	if len(argv) == 0 || !filepath.IsAbs(argv[0]) {
 		return fmt.Errorf("enter container: command must be an absolute path")
@@ -90,6 +96,11 @@ func Exec(pid int, argv []string, env []string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
+	}
+	// What runs inside counts against the container's limits and usage, as the
+	// processes of machinectl shell do; namespaces alone would leave it outside.
+	if err := cgroup.Join(pid); err != nil {
+		return fmt.Errorf("enter container: %w", err)
 	}
 	args := append([]string{self, "__nsenter", strconv.Itoa(pid)}, argv...)
 	return syscall.Exec(self, args, env)

@@ -1,0 +1,54 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+)
+
+// limitFile is one of NAME/memory.max, cpu.max, pids.max, cpu.weight and io.weight: a
+// resource limit of the container's unit, in cgroup v2's syntax. It reads what systemd
+// holds now (bytes or "max"; "QUOTA PERIOD" or "max PERIOD" for cpu.max; a weight's
+// default, 100, when none is set). A written value is kept by systemd across restarts
+// and reboots and applies at once to a running container; a bad one is EINVAL and
+// changes nothing.
+type limitFile struct {
+	valueFile
+	key string
+}
+
+// systemdTimeout bounds a read of the limits: a stat or open cannot wait on the
+// request's own context through valueFile.
+const systemdTimeout = 10 * time.Second
+
+func limitNode(key string) func(c *containerRef) gofs.InodeEmbedder {
+	return func(c *containerRef) gofs.InodeEmbedder {
+		n := &limitFile{valueFile: valueFile{c: c, mode: modeRW}, key: key}
+		n.value = func() (string, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), systemdTimeout)
+			defer cancel()
+			l, err := c.b.Limits(ctx, c.name)
+			return l.Text(key) + "\n", err
+		}
+		return n
+	}
+}
+
+var _ = (gofs.NodeWriter)((*limitFile)(nil))
+
+// Write sets the limit; the offset is ignored (>> writes at the cached size).
+func (n *limitFile) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	v, ok := writtenValue(data)
+	if !ok {
+		return 0, syscall.EINVAL
+	}
+	err := detached(ctx, func(ctx context.Context) error {
+		return n.c.b.SetLimits(ctx, n.c.name, map[string]string{n.key: v})
+	})
+	if err != nil {
+		return 0, errnoOf(err)
+	}
+	return uint32(len(data)), 0
+}

@@ -1,0 +1,57 @@
+package fs
+
+import (
+	"strings"
+	"testing"
+)
+
+// The limit files and the stats file with shell tools, on the fake (the contract holds
+// it to ops); the real ones are in testscripts/limits.txtar and stats.txtar.
+
+func TestLimitFilesWithShellTools(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("web", &fakeContainer{}, false)
+	if got := mustSh(t, mnt, `cat $MNT/web/memory.max $MNT/web/cpu.max $MNT/web/pids.max $MNT/web/cpu.weight $MNT/web/io.weight`); got != "max\nmax 100000\nmax\n100\n100\n" {
+		t.Errorf("unset limits read %q", got)
+	}
+	mustSh(t, mnt, `echo 64M > $MNT/web/memory.max && echo '50000 100000' > $MNT/web/cpu.max && echo 20 >> $MNT/web/pids.max`)
+	if got := mustSh(t, mnt, `cat $MNT/web/memory.max $MNT/web/cpu.max $MNT/web/pids.max`); got != "67108864\n50000 100000\n20\n" {
+		t.Errorf("limits after writes read %q", got)
+	}
+	// Each reports its true size, so cp and sendfile copies get all of it.
+	mustSh(t, mnt, `for f in memory.max cpu.max pids.max cpu.weight io.weight stats; do
+		test "$(stat -c %s $MNT/web/$f)" = "$(cat $MNT/web/$f | wc -c)" || { echo "$f: wrong size"; exit 1; }; done`)
+	for _, bad := range []string{`echo 64Q`, `echo 0`, `echo "1 2 3"`, `echo`} {
+		failSh(t, mnt, bad+` > $MNT/web/memory.max`, "Invalid argument")
+	}
+	failSh(t, mnt, `/bin/echo 1 > $MNT/web/cpu.weight && /bin/echo 10001 > $MNT/web/cpu.weight`, "Invalid argument")
+	if got := mustSh(t, mnt, `cat $MNT/web/memory.max $MNT/web/cpu.weight`); got != "67108864\n1\n" {
+		t.Errorf("limits after bad writes read %q", got)
+	}
+	if st, _ := f.Status("web"); !strings.Contains(st.Error, "cpu.weight") {
+		t.Errorf("status error after a bad write: %q", st.Error)
+	}
+}
+
+func TestLimitFilesOfDeclarativeContainer(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("decl", &fakeContainer{declarative: true}, false)
+	mustSh(t, mnt, `cat $MNT/decl/memory.max`)
+	failSh(t, mnt, `echo 1G > $MNT/decl/memory.max`, "Operation not permitted")
+}
+
+func TestStatsFile(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("web", &fakeContainer{}, false)
+	zero := "memory_current 0\nmemory_peak 0\ncpu_usage_usec 0\ntasks 0\nio_read_bytes 0\nio_write_bytes 0\nnet_rx_bytes 0\nnet_tx_bytes 0\nuptime_s 0\n"
+	if got := mustSh(t, mnt, `cat $MNT/web/stats`); got != zero {
+		t.Errorf("stats of a stopped container:\n%s", got)
+	}
+	mustSh(t, mnt, `echo start > $MNT/web/state`)
+	if got := mustSh(t, mnt, `grep -E '^(tasks|memory_current) ' $MNT/web/stats`); got != "memory_current 4194304\ntasks 2\n" {
+		t.Errorf("stats of a running container:\n%s", got)
+	}
+	cp := t.TempDir() + "/stats.copy"
+	mustSh(t, mnt, `python3 -c 'import shutil, sys; shutil.copy(sys.argv[1], sys.argv[2])' $MNT/web/stats `+cp+` && cmp `+cp+` $MNT/web/stats`)
+	failSh(t, mnt, `echo 0 > $MNT/web/stats`, "Permission denied")
+}
