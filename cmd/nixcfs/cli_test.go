@@ -200,7 +200,20 @@ func TestRootLoginThroughTmux(t *testing.T) {
 		t.Fatalf("screen never showed %q:\n%s", want, screen)
 		return ""
 	}
-	time.Sleep(300 * time.Millisecond)
+	// foreground waits until the program the terminal runs in the foreground is want:
+	// keys typed before would reach the wrong program.
+	foreground := func(want string) {
+		deadline := time.Now().Add(10 * time.Second)
+		var got string
+		for time.Now().Before(deadline) {
+			if got = strings.TrimSpace(tmux("display-message", "-p", "-t", session, "#{pane_current_command}")); got == want {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("the terminal's foreground program is %q, not %q, after 10s", got, want)
+	}
+	screenHas("root@cli2") // the shell's prompt: it reads what is typed from now on
 	// Only the shell's output, not the typed line, holds "marker-42" and "host=cli2".
 	tmux("send-keys", "-t", session, "echo marker-$((6*7)) host=$(hostname) uid=$(id -u)", "Enter")
 	screenHas("marker-42 host=cli2 uid=0")
@@ -208,13 +221,13 @@ func TestRootLoginThroughTmux(t *testing.T) {
 	tmux("send-keys", "-t", session, "echo size=$(stty size)", "Enter")
 	screenHas("size=30 100")
 	tmux("send-keys", "-t", session, "sleep 100", "Enter")
-	time.Sleep(300 * time.Millisecond)
+	foreground("sleep")
 	tmux("send-keys", "-t", session, "C-c", "")
 	tmux("send-keys", "-t", session, "echo interrupted=$?", "Enter")
 	screenHas("interrupted=130")
 	// Job control: Ctrl-Z stops the job, the shell lists it, and it can be killed.
 	tmux("send-keys", "-t", session, "sleep 101", "Enter")
-	time.Sleep(300 * time.Millisecond)
+	foreground("sleep")
 	tmux("send-keys", "-t", session, "C-z", "")
 	tmux("send-keys", "-t", session, "jobs -l | sed 's/^/job: /'; kill -9 %1", "Enter")
 	screenHas("job: [1]")
@@ -320,6 +333,8 @@ func TestMountStartsAutostartContainers(t *testing.T) {
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()
 	}()
+	// The mount starts autostart containers in the background once it is up: polled,
+	// with a deadline.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if st, err := os.ReadFile(mnt + "/auto1/state"); err == nil && string(st) == "running\n" {

@@ -36,7 +36,28 @@ func newRoot() *cobra.Command {
 	root.Flags().Bool("version", false, "print the version, the commit and the Go version")
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetOut(os.Stdout)
-	root.AddCommand(
+	root.AddCommand(verbs()...)
+	root.SetHelpFunc(func(c *cobra.Command, _ []string) {
+		if c == c.Root() {
+			rootUsage(c)
+			return
+		}
+		verbHelp(c)
+	})
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		fmt.Fprintf(os.Stderr, "nixcfs: %v\n", err)
+		verbHelp(c)
+		return exitStatus(1)
+	})
+	// "nixcfs help" is answered before cobra runs; this keeps cobra's own out of the
+	// completions and the man page.
+	root.SetHelpCommand(&cobra.Command{Use: "help", Hidden: true, Run: func(c *cobra.Command, _ []string) { rootUsage(c.Root()) }})
+	return root
+}
+
+// verbs are the verbs, in the order help lists them.
+func verbs() []*cobra.Command {
+	return []*cobra.Command{
 		mountCmd(),
 		listCmd(),
 		createCmd(),
@@ -60,23 +81,7 @@ func newRoot() *cobra.Command {
 		completionCmd(),
 		unitCmd(),
 		genDocsCmd(),
-	)
-	root.SetHelpFunc(func(c *cobra.Command, _ []string) {
-		if c == c.Root() {
-			rootUsage(c)
-			return
-		}
-		verbHelp(c)
-	})
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		fmt.Fprintf(os.Stderr, "nixcfs: %v\n", err)
-		verbHelp(c)
-		return exitStatus(1)
-	})
-	// "nixcfs help" is answered before cobra runs; this keeps cobra's own out of the
-	// completions and the man page.
-	root.SetHelpCommand(&cobra.Command{Use: "help", Hidden: true, Run: func(c *cobra.Command, _ []string) { rootUsage(c.Root()) }})
-	return root
+	}
 }
 
 // newVerb is one verb: usage is what follows the verb in its usage line, summary its

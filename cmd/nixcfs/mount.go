@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -8,11 +9,14 @@ import (
 	"strings"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
 	nixfs "nixcfs/fs"
 	"nixcfs/internal/guestroot"
+	"nixcfs/ops"
 )
 
 const defaultMountpoint = "/mnt/nixc"
@@ -108,9 +112,13 @@ func cmdMount(mf *managerFlags, pos []string, o mountOptions) int {
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		log.Warn().Err(err).Msg("sd_notify")
 	}
+	startBackground(ctx, m, log)
+	return serveUntilDone(ctx, server, mountpoint, log)
+}
 
-	// Containers created with --auto-start come up with the mount, which runs at boot;
-	// root trees an earlier run left to delete go.
+// startBackground brings up the containers created with --auto-start, as a mount that
+// runs at boot should, and deletes the root trees an earlier run left to delete.
+func startBackground(ctx context.Context, m *ops.Manager, log zerolog.Logger) {
 	go m.EmptyTrash()
 	go func() {
 		started, err := m.StartAutostart(ctx)
@@ -121,7 +129,11 @@ func cmdMount(mf *managerFlags, pos []string, o mountOptions) int {
 			log.Error().Err(err).Msg("autostart")
 		}
 	}()
+}
 
+// serveUntilDone serves until the mount is unmounted from outside or ctx ends (a
+// signal), and then unmounts it.
+func serveUntilDone(ctx context.Context, server *fuse.Server, mountpoint string, log zerolog.Logger) int {
 	unmounted := make(chan struct{})
 	go func() {
 		server.Wait()

@@ -340,11 +340,7 @@ func loginCmd(name, summary string) *cobra.Command {
 		if name == "login" {
 			paths, argv = loginPaths, nil
 		}
-		bin, err := nsenter.Find(leader, paths...)
-		if err != nil {
-			return fail("%v", err)
-		}
-		return fail("%v", nsenter.Exec(leader, append([]string{bin}, argv...), containerEnv()))
+		return fail("%v", nsenter.Exec(leader, paths, argv, containerEnv()))
 	})
 }
 
@@ -354,10 +350,6 @@ func runCmd() *cobra.Command {
 		if len(rest) == 0 {
 			return fail("run: no command given (nixcfs run NAME -- COMMAND...)")
 		}
-		su, err := nsenter.Find(leader, suPaths...)
-		if err != nil {
-			return fail("%v", err)
-		}
-		return fail("%v", nsenter.Exec(leader, []string{su, "root", "-l", "-c", "exec " + ops.ShellJoin(rest)}, containerEnv()))
+		return fail("%v", nsenter.Exec(leader, suPaths, []string{"root", "-l", "-c", "exec " + ops.ShellJoin(rest)}, containerEnv()))
 	})
 }

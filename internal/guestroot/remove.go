@@ -192,70 +192,95 @@ type level struct {
 // coming back opens "..", and checks that it is the directory it came from. So a
 // guest's million nested directories cost no descriptors, and no stack.
 func emptyDir(fd int, mnt uint64) error {
-	cur := fd
-	defer func() { unix.Close(cur) }()
-	var down []level
-	where := func(name string) string {
-		parts := make([]string, 0, len(down)+1)
-		for _, l := range down {
-			parts = append(parts, l.name)
-		}
-		return strings.Join(append(parts, name), "/")
-	}
+	w := &treeWalk{cur: fd, mnt: mnt}
+	defer func() { unix.Close(w.cur) }()
 	buf := make([]byte, 32<<10)
 	var names []string
 	for {
-		n, err := unix.ReadDirent(cur, buf)
+		n, err := unix.ReadDirent(w.cur, buf)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return &fs.PathError{Op: "read directory", Path: where("."), Err: err}
+			return &fs.PathError{Op: "read directory", Path: w.where("."), Err: err}
 		}
 		if n == 0 {
 			// cur is empty: go up and remove it, or stop at the top.
-			if len(down) == 0 {
+			if len(w.down) == 0 {
 				return nil
 			}
-			up, err := goUp(cur, down[len(down)-1])
-			if err != nil {
-				return &fs.PathError{Op: "go up from", Path: where("."), Err: err}
-			}
-			unix.Close(cur)
-			cur = up
-			name := down[len(down)-1].name
-			down = down[:len(down)-1]
-			if err := unix.Unlinkat(cur, name, unix.AT_REMOVEDIR); err != nil {
-				return &fs.PathError{Op: "remove", Path: where(name), Err: err}
+			if err := w.up(); err != nil {
+				return err
 			}
 			continue
 		}
 		_, _, names = unix.ParseDirent(buf[:n], -1, names[:0])
-		for _, name := range names {
-			err := unix.Unlinkat(cur, name, 0)
-			if err == nil || err == unix.ENOENT {
-				continue
-			}
-			if err != unix.EISDIR {
-				return &fs.PathError{Op: "remove", Path: where(name), Err: err}
-			}
-			child, err := goDown(cur, name, mnt)
-			if err != nil {
-				return &fs.PathError{Op: "remove", Path: where(name), Err: err}
-			}
-			var st unix.Stat_t
-			if err := unix.Fstat(cur, &st); err != nil {
-				unix.Close(child)
-				return &fs.PathError{Op: "stat", Path: where("."), Err: err}
-			}
-			down = append(down, level{name: name, dev: st.Dev, ino: st.Ino})
-			unix.Close(cur)
-			cur = child
-			// The rest of this batch is read again, from the start, when the walk
-			// comes back up; what was deleted by then is no longer listed.
-			break
+		if err := w.remove(names); err != nil {
+			return err
 		}
 	}
+}
+
+// treeWalk is emptyDir's place in the tree: the directory open now, and the way down.
+type treeWalk struct {
+	cur  int
+	down []level
+	mnt  uint64
+}
+
+// where is name's path from the top of the walk, for errors.
+func (w *treeWalk) where(name string) string {
+	parts := make([]string, 0, len(w.down)+1)
+	for _, l := range w.down {
+		parts = append(parts, l.name)
+	}
+	return strings.Join(append(parts, name), "/")
+}
+
+// up leaves the current directory, which is empty, for its parent, and removes it.
+func (w *treeWalk) up() error {
+	up, err := goUp(w.cur, w.down[len(w.down)-1])
+	if err != nil {
+		return &fs.PathError{Op: "go up from", Path: w.where("."), Err: err}
+	}
+	unix.Close(w.cur)
+	w.cur = up
+	name := w.down[len(w.down)-1].name
+	w.down = w.down[:len(w.down)-1]
+	if err := unix.Unlinkat(w.cur, name, unix.AT_REMOVEDIR); err != nil {
+		return &fs.PathError{Op: "remove", Path: w.where(name), Err: err}
+	}
+	return nil
+}
+
+// remove unlinks the entries names of the current directory, until one is a
+// directory: the walk then goes down into it. The rest of the batch is read again,
+// from the start, when the walk comes back up; what was deleted by then is no longer
+// listed.
+func (w *treeWalk) remove(names []string) error {
+	for _, name := range names {
+		err := unix.Unlinkat(w.cur, name, 0)
+		if err == nil || err == unix.ENOENT {
+			continue
+		}
+		if err != unix.EISDIR {
+			return &fs.PathError{Op: "remove", Path: w.where(name), Err: err}
+		}
+		child, err := goDown(w.cur, name, w.mnt)
+		if err != nil {
+			return &fs.PathError{Op: "remove", Path: w.where(name), Err: err}
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(w.cur, &st); err != nil {
+			unix.Close(child)
+			return &fs.PathError{Op: "stat", Path: w.where("."), Err: err}
+		}
+		w.down = append(w.down, level{name: name, dev: st.Dev, ino: st.Ino})
+		unix.Close(w.cur)
+		w.cur = child
+		return nil
+	}
+	return nil
 }
 
 // goDown opens the subdirectory name of dir, refusing a symlink (O_NOFOLLOW) and a

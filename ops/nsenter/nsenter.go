@@ -3,9 +3,12 @@
 //
 // A Go process cannot join a mount namespace once its runtime has started threads, so
 // the joining happens in C before the runtime starts: Exec re-executes this program as
-// `PROG __nsenter PID CMD...`; the constructor below sees that, joins PID's namespaces,
-// forks (a new PID namespace applies to children only), and the child execs CMD. The
-// parent waits and exits with the child's status, so exit codes pass through.
+// `PROG __nsenter PID PATHS ARGS...`; the constructor below sees that, joins PID's
+// namespaces, forks (a new PID namespace applies to children only), and the child execs
+// the first of PATHS that exists in the container, looked for there, never from the
+// host through /proc/PID/root (where a guest's link would lead to the host's own
+// files). The parent waits and exits with the child's status, so exit codes pass
+// through.
 //
 // Before that, Exec moves the process into the leader's control groups, so that the
 // command counts against the container's resource limits and in its stats.
@@ -54,8 +57,17 @@ __attribute__((constructor)) static void nixcfs_nsenter(int argc, char **argv, c
 	if (child < 0)
 		nixcfs_die("fork", "");
 	if (child == 0) {
-		execve(argv[3], argv + 3, envp);
-		nixcfs_die("exec", argv[3]);
+		// argv[3] lists the program's possible paths, separated by ':', looked for
+		// here, inside the container: the first that exists runs.
+		char *all = strdup(argv[3]), *paths = strdup(argv[3]), *next = paths, *p;
+		while ((p = strsep(&next, ":")) != NULL) {
+			argv[3] = p;
+			execve(p, argv + 3, envp);
+			if (errno != ENOENT && errno != ENOTDIR)
+				nixcfs_die("exec", p);
+		}
+		errno = ENOENT;
+		nixcfs_die("exec: none of these exists in the container:", all);
 	}
 	// The terminal's job-control signals are for the command, not for this waiter.
 	signal(SIGINT, SIG_IGN);
@@ -81,17 +93,23 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"nixcfs/internal/cgroup"
 )
 
-// Exec replaces this process with argv run inside the namespaces and control groups of
-// pid; argv[0] must be an absolute path inside the container. It returns only on
-// failure.
-func Exec(pid int, argv []string, env []string) error {
-	if len(argv) == 0 || !filepath.IsAbs(argv[0]) {
-		return fmt.Errorf("enter container: command must be an absolute path")
+// Exec replaces this process with a program run inside the namespaces and control
+// groups of pid: the first of paths (absolute, inside the container) that exists, with
+// args. It returns only on failure.
+func Exec(pid int, paths []string, args []string, env []string) error {
+	for _, p := range paths {
+		if !filepath.IsAbs(p) || strings.Contains(p, ":") {
+			return fmt.Errorf("enter container: %q is no absolute path", p)
+		}
+	}
+	if len(paths) == 0 {
+		return fmt.Errorf("enter container: no program")
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -102,17 +120,6 @@ func Exec(pid int, argv []string, env []string) error {
 	if err := cgroup.Join(pid); err != nil {
 		return fmt.Errorf("enter container: %w", err)
 	}
-	args := append([]string{self, "__nsenter", strconv.Itoa(pid)}, argv...)
-	return syscall.Exec(self, args, env)
-}
-
-// Find returns the first of candidates that exists inside the container whose leader
-// is pid, looked up from the host through /proc/PID/root.
-func Find(pid int, candidates ...string) (string, error) {
-	for _, c := range candidates {
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d/root%s", pid, c)); err == nil {
-			return c, nil
-		}
-	}
-	return "", fmt.Errorf("none of %v exists in the container", candidates)
+	argv := append([]string{self, "__nsenter", strconv.Itoa(pid), strings.Join(paths, ":")}, args...)
+	return syscall.Exec(self, argv, env)
 }
