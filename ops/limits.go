@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
@@ -26,12 +27,34 @@ var limitEvents = map[string]EventKind{
 }
 
 // Limits are the container's resource limits, as systemd holds them now.
+//
+// What systemd said is kept for limitsMaxAge, so that a burst of reads (ls -l stats
+// every limit file twice) asks it once; a change through nixcfs is seen at once.
 func (m *Manager) Limits(ctx context.Context, name string) (Limits, error) {
-	if _, err := m.reg.lookup(name); err != nil {
+	c, err := m.reg.lookup(name)
+	if err != nil {
 		return Limits{}, err
 	}
-	return m.sup.limits(ctx, UnitName(name))
+	m.reg.mu.Lock()
+	cached, at := c.limits, c.limitsAt
+	m.reg.mu.Unlock()
+	if cached != nil && time.Since(at) < limitsMaxAge {
+		return *cached, nil
+	}
+	l, err := m.sup.limits(ctx, UnitName(name))
+	if err != nil {
+		return Limits{}, err
+	}
+	m.reg.mu.Lock()
+	c.limits, c.limitsAt = &l, time.Now()
+	m.reg.mu.Unlock()
+	return l, nil
 }
+
+// limitsMaxAge is how long what systemd said of a container's limits is taken as
+// true: changes made with systemctl set-property, which systemd sends no signal for,
+// show after it.
+const limitsMaxAge = time.Second
 
 // SetLimits writes limits by key (LimitKeys), in cgroup v2's syntax: all of them, or
 // none when one is bad (ErrInvalid) or systemd refuses them. A running container has
@@ -59,11 +82,15 @@ func (m *Manager) setLimits(ctx context.Context, name string, values map[string]
 	if err != nil {
 		return err
 	}
-	if err := m.sup.setProperties(ctx, unit, limitProperties(cur, next, values)); err != nil {
-		return err
-	}
+	err = m.sup.setProperties(ctx, unit, limitProperties(cur, next, values))
 	m.reg.mu.Lock()
 	defer m.reg.mu.Unlock()
+	if c := m.reg.records[name]; c != nil {
+		c.limits = nil // read again, whatever systemd took
+	}
+	if err != nil {
+		return err
+	}
 	for _, k := range LimitKeys {
 		if _, ok := values[k]; ok {
 			m.reg.publishLocked(name, limitEvents[k], next.Text(k))

@@ -29,6 +29,8 @@ type record struct {
 	lastErr     string    // the `error` of its status
 	buildErr    string    // the reason its last build failed, which a later success elsewhere leaves
 	notice      string    // the `notice` of its status: news that is no failure
+	limits      *Limits   // as systemd last said them, at limitsAt
+	limitsAt    time.Time
 	// textMu orders writes of its configuration.nix with the builds they queue, so
 	// that builds run in the order their texts were written. Taken before mu.
 	textMu sync.Mutex
