@@ -78,7 +78,7 @@ func (m *Manager) setAutostart(ctx context.Context, name string, on bool) error 
 }
 
 // confEvents are the conf keys whose changes watchers hear of, by the kind named after
-// the file that shows each.
+// the file that shows each (setConfLocked).
 var confEvents = []struct {
 	key  string
 	kind EventKind
@@ -103,12 +103,7 @@ func (m *Manager) editConf(name string, edit func(*Conf)) error {
 	m.reg.mu.Lock()
 	defer m.reg.mu.Unlock()
 	if c := m.reg.records[name]; c != nil {
-		for _, k := range confEvents {
-			if c.conf.Get(k.key) != conf.Get(k.key) {
-				m.reg.publishLocked(name, k.kind, conf.Get(k.key))
-			}
-		}
-		c.conf = conf
+		m.reg.setConfLocked(c, conf)
 	}
 	m.reg.changed.Broadcast()
 	return nil

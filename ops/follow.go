@@ -181,6 +181,6 @@ func (m *Manager) refreshConf(name string, announce bool) {
 		}
 		return
 	}
-	c.conf, c.declarative = conf, decl
-	m.reg.changed.Broadcast()
+	c.declarative = decl
+	m.reg.setConfLocked(c, conf)
 }

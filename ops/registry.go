@@ -177,6 +177,19 @@ func (r *registry) waitFor(ctx context.Context, cond func() bool) error {
 	return nil
 }
 
+// setConfLocked makes conf the container's conf file as known, and tells watchers of
+// the keys it changed. Both ways the registry learns of a conf file, an edit of
+// nixcfs's and inotify's news of any, come here: whichever is first tells, once.
+func (r *registry) setConfLocked(c *record, conf Conf) {
+	for _, k := range confEvents {
+		if c.conf.Get(k.key) != conf.Get(k.key) {
+			r.publishLocked(c.name, k.kind, conf.Get(k.key))
+		}
+	}
+	c.conf = conf
+	r.changed.Broadcast()
+}
+
 // noteError records the readable reason of a failure for the container's status, or
 // clears it (nil), and tells watchers of a new one.
 func (r *registry) noteError(name string, err error) {
