@@ -19,7 +19,7 @@ import (
 )
 
 // A verb that waits for a build (create, update, start and restart while a build
-// runs, a switch of generation) shows it as nixos-container does when stderr is no
+// runs, rollback) shows it as nixos-container does when stderr is no
 // terminal: nix's own lines, which the session's manager passes on
 // (ops.Options.BuildOutput). On a terminal it shows one line instead, redrawn in
 // place from the manager's events: the derivation being built, the paths fetched,
@@ -107,13 +107,15 @@ func (h *heldOutput) release() {
 }
 
 // building runs wait, a verb's wait for a build of the container name, with the
-// progress line on a terminal. A build that failed shows the end of its log there
-// (elsewhere nix's lines were shown as they came).
-func (s *session) building(name string, wait func() error) error {
+// progress line on a terminal; idle says what the build does before nix tells
+// ("evaluating"; "switching" for a switch of generation, which builds nothing). A
+// build that failed shows the end of its log there (elsewhere nix's lines were shown
+// as they came).
+func (s *session) building(name, idle string, wait func() error) error {
 	if !stderrIsTerminal() {
 		return wait()
 	}
-	stop := showProgress(s.ctx, s.m, name, os.Stderr)
+	stop := showProgress(s.ctx, s.m, name, idle, os.Stderr)
 	err := wait()
 	stop()
 	if errors.Is(err, ops.ErrBuildFailed) {
@@ -124,7 +126,7 @@ func (s *session) building(name string, wait func() error) error {
 
 // showProgress draws the progress line of the container's builds on w until stop is
 // called, which erases it.
-func showProgress(ctx context.Context, m *ops.Manager, name string, w io.Writer) (stop func()) {
+func showProgress(ctx context.Context, m *ops.Manager, name, idle string, w io.Writer) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	events := m.Watch(ctx, name)
 	done := make(chan struct{})
@@ -137,7 +139,7 @@ func showProgress(ctx context.Context, m *ops.Manager, name string, w io.Writer)
 				return
 			}
 			if line == nil {
-				line = newProgressLine(w, name)
+				line = newProgressLine(w, name, idle)
 			}
 			line.update(*st.BuildProgress)
 		}
@@ -178,13 +180,14 @@ func showProgress(ctx context.Context, m *ops.Manager, name string, w io.Writer)
 type progressLine struct {
 	bar   *progressbar.ProgressBar
 	name  string
+	idle  string
 	total int // the bar's maximum: -1 while nix has not said how many
 }
 
-func newProgressLine(w io.Writer, name string) *progressLine {
+func newProgressLine(w io.Writer, name, idle string) *progressLine {
 	bar := progressbar.NewOptions(-1,
 		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription(name+": evaluating"),
+		progressbar.OptionSetDescription(name+": "+idle),
 		progressbar.OptionSetWidth(20),
 		progressbar.OptionShowCount(),
 		progressbar.OptionSetElapsedTime(true),
@@ -193,11 +196,11 @@ func newProgressLine(w io.Writer, name string) *progressLine {
 		progressbar.OptionSetRenderBlankState(true),
 	)
 	terminal.show(bar)
-	return &progressLine{bar: bar, name: name, total: -1}
+	return &progressLine{bar: bar, name: name, idle: idle, total: -1}
 }
 
 func (l *progressLine) update(p ops.BuildProgress) {
-	l.bar.Describe(progressText(l.name, p))
+	l.bar.Describe(progressText(l.name, l.idle, p))
 	total := -1
 	if !strings.HasSuffix(p.Derivations(), "/?") && p.ToBuild > 0 {
 		total = p.ToBuild
@@ -216,8 +219,9 @@ func (l *progressLine) update(p ops.BuildProgress) {
 // erase stops the line and clears it.
 func (l *progressLine) erase() { terminal.erase(l.bar) }
 
-// progressText is the line's description: the container, and what nix does now.
-func progressText(name string, p ops.BuildProgress) string {
+// progressText is the line's description: the container, and what nix does now (idle
+// before it said anything).
+func progressText(name, idle string, p ops.BuildProgress) string {
 	var doing string
 	switch {
 	case p.Building != "":
@@ -225,7 +229,7 @@ func progressText(name string, p ops.BuildProgress) string {
 	case p.Fetched < p.ToFetch:
 		doing = "fetching"
 	case p.Built == 0 && p.ToBuild == 0 && p.ToFetch == 0:
-		doing = "evaluating"
+		doing = idle
 	default:
 		doing = "finishing"
 	}

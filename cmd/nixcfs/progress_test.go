@@ -26,7 +26,7 @@ func TestProgressText(t *testing.T) {
 		{ops.BuildProgress{Built: 1, ToBuild: 5, Fetched: 4, ToFetch: 4, Building: strings.Repeat("x", 50)},
 			"foo: building " + strings.Repeat("x", 39) + "…, fetched 4/4"},
 	} {
-		if got := progressText("foo", tc.p); got != tc.want {
+		if got := progressText("foo", "evaluating", tc.p); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.p, got, tc.want)
 		}
 	}

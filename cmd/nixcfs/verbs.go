@@ -196,7 +196,7 @@ func createCmd() *cobra.Command {
 		st, _ := s.m.Status(name)
 		fmt.Fprintf(os.Stderr, "host IP is %s, container IP is %s\n", st.HostAddress, st.LocalAddress)
 		s.out.release()
-		if err := s.building(name, func() error { return s.m.WaitBuilt(s.ctx, name) }); err != nil {
+		if err := s.building(name, "evaluating", func() error { return s.m.WaitBuilt(s.ctx, name) }); err != nil {
 			return fail("failed to build initial container configuration: %v", err)
 		}
 		if o.EnsureUniqueName {
@@ -235,7 +235,7 @@ func unitVerbCmd(name, summary string) *cobra.Command {
 			"start": s.m.Start, "stop": s.m.Stop, "terminate": s.m.Terminate, "restart": s.m.Restart,
 		}[name]
 		// A start waits for a build in progress: its line shows while it does.
-		if err := s.building(s.name, func() error { return act(s.ctx, s.name) }); err != nil {
+		if err := s.building(s.name, "evaluating", func() error { return act(s.ctx, s.name) }); err != nil {
 			return fail("failed to %s container: %v", name, err)
 		}
 		return 0
@@ -259,7 +259,7 @@ func updateCmd() *cobra.Command {
 			}
 			text = []byte(t)
 		}
-		err := s.building(s.name, func() error {
+		err := s.building(s.name, "evaluating", func() error {
 			if text != nil {
 				return s.m.SetConfig(s.ctx, s.name, text)
 			}
