@@ -52,10 +52,11 @@ func (b *builder) openLog(out buildOutput, mode os.FileMode) (*buildLog, error) 
 }
 
 // Write is nix's output: into the file at once, and, a whole line at a time, to the
-// extra writer and the progress.
+// extra writer and the progress. It takes every byte, even when the file cannot: nix
+// must never wait on its stderr for a log that cannot grow (a full disk).
 func (l *buildLog) Write(p []byte) (int, error) {
-	n, err := l.f.Write(p)
-	l.partial = append(l.partial, p[:n]...)
+	l.f.Write(p)
+	l.partial = append(l.partial, p...)
 	moved, start := false, 0
 	for {
 		i := bytes.IndexByte(l.partial[start:], '\n')
@@ -73,7 +74,7 @@ func (l *buildLog) Write(p []byte) (int, error) {
 	if moved && l.report != nil {
 		l.report(l.nix.p)
 	}
-	return n, err
+	return len(p), nil
 }
 
 func (l *buildLog) lineDone(line []byte) bool {
