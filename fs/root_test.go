@@ -93,7 +93,19 @@ func TestOwnFilesStay(t *testing.T) {
 func TestStatusText(t *testing.T) {
 	s := ops.Status{Name: "foo", State: ops.StateRunning, Unit: ops.UnitName("foo"), Leader: 42, Config: ops.BuildBuilt}
 	text := statusText(s)
-	for _, want := range []string{"name foo\n", "state running\n", "unit container@foo.service\n", "leader 42\n", "config built\n", "error -\n", "autostart 0\n"} {
+	for _, want := range []string{"name foo\n", "state running\n", "unit container@foo.service\n", "leader 42\n", "config built\n", "error -\n", "autostart 0\n",
+		"build_progress -\n", "build_fetched -\n", "building -\n", "build_since -\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("status lacks %q:\n%s", want, text)
+		}
+	}
+	// While a build runs: its progress.
+	s.Config = ops.BuildBuilding
+	s.BuildProgress = &ops.BuildProgress{Built: 12, ToBuild: 140, Fetched: 3, ToFetch: 10, Building: "dep-13",
+		Since: time.Date(2026, 5, 7, 10, 0, 0, 0, time.UTC)}
+	text = statusText(s)
+	for _, want := range []string{"config building\n", "build_progress 12/140\n", "build_fetched 3/10\n",
+		"building dep-13\n", "build_since 2026-05-07T10:00:00Z\n"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("status lacks %q:\n%s", want, text)
 		}

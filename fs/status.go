@@ -41,6 +41,7 @@ func statusText(s ops.Status) string {
 		{"generation", fmt.Sprint(s.Generation)}, {"config", s.Config.String()},
 		{"autostart", autostart}, {"error", s.Error}, {"notice", s.Notice},
 	}
+	rows = append(rows, buildRows(s.BuildProgress)...)
 	var b strings.Builder
 	for _, r := range rows {
 		v := r[1]
@@ -50,4 +51,15 @@ func statusText(s ops.Status) string {
 		fmt.Fprintf(&b, "%s %s\n", r[0], v)
 	}
 	return b.String()
+}
+
+// buildRows are the running build's progress: derivations built of those to build,
+// paths fetched of those to fetch, the derivation being built, when it began; "-"
+// when no build runs.
+func buildRows(p *ops.BuildProgress) [][2]string {
+	if p == nil {
+		return [][2]string{{"build_progress", ""}, {"build_fetched", ""}, {"building", ""}, {"build_since", ""}}
+	}
+	return [][2]string{{"build_progress", p.Derivations()}, {"build_fetched", p.Paths()},
+		{"building", p.Building}, {"build_since", p.Since.UTC().Format(time.RFC3339)}}
 }

@@ -48,6 +48,14 @@ let
     busybox = guestBusybox;
     bash = guestBash;
     writeText = name: text: builtins.toFile name text;
+    # nixpkgs's runCommand NAME ENV COMMAND: COMMAND, a shell script, makes $out.
+    # It runs in busybox's sh, whose applets (sleep, echo, mkdir...) are its
+    # commands; ENV's attributes are in its environment.
+    runCommand = name: env: buildCommand: derivation (env // {
+      inherit name system buildCommand;
+      builder = "${guestBash}";
+      args = [ "-c" "exec -a sh ${guestBusybox} -c \"$buildCommand\"" ];
+    });
   };
 
   eval = lib.evalModules {

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // initBinary is the guest's init, handed to default.nix with --arg init;
@@ -633,6 +634,49 @@ func TestBusyboxInClosure(t *testing.T) {
 	out, err := exec.Command(filepath.Join(result, "sw", "bin", "sh"), "-c", "echo $((6 * 7)) | cat").Output()
 	if err != nil || string(out) != "42\n" {
 		t.Errorf("sw/bin/sh -c ... = %q, %v", out, err)
+	}
+}
+
+// system.extraDependencies puts derivations of pkgs.runCommand in the system's
+// closure: nix-build builds each before the system, and says so.
+func TestExtraDependencies(t *testing.T) {
+	requireNix(t)
+	t.Parallel()
+	dir := t.TempDir()
+	// A name of this run's own, so that the derivations are built here, not found.
+	tag := fmt.Sprintf("%d", time.Now().UnixNano())
+	writeFiles(t, dir, map[string]string{"configuration.nix": strings.Replace(containerTemplate,
+		"networking.useDHCP = false;\n",
+		"networking.useDHCP = false;\n  system.extraDependencies = map (i: pkgs.runCommand \"dep-${toString i}-"+tag+
+			"\" { n = i; } \"echo $n > $out\") [ 1 2 3 ];\n", 1)})
+	result, stderr, err := nixBuild(t, guestDir(t), dir)
+	if err != nil {
+		t.Fatalf("nix-build: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "these 4 derivations will be built:") {
+		t.Errorf("nix-build did not build 3 dependencies and the system:\n%s", stderr)
+	}
+	deps, err := os.ReadFile(filepath.Join(result, "extra-dependencies"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	query := exec.Command("nix-store", "-qR", result)
+	query.Env = nixEnv()
+	closure, err := query.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := strings.Fields(string(deps))
+	if len(paths) != 3 {
+		t.Fatalf("extra-dependencies: %q", deps)
+	}
+	for i, p := range paths {
+		if !strings.Contains(string(closure), p+"\n") {
+			t.Errorf("closure of the system lacks %s", p)
+		}
+		if text, err := os.ReadFile(p); err != nil || string(text) != fmt.Sprintf("%d\n", i+1) {
+			t.Errorf("%s holds %q, %v", p, text, err)
+		}
 	}
 }
 

@@ -165,6 +165,11 @@ in
         default = if config.networking.hostName == "" then "unnamed" else config.networking.hostName;
         description = "The name in the system's store path name.";
       };
+      extraDependencies = mkOption {
+        type = types.listOf types.package;
+        default = [ ];
+        description = "Store paths (derivations) in the system's closure that nothing in it refers to: built with the system, kept as long as it is.";
+      };
       build = mkOption {
         type = types.lazyAttrsOf types.raw;
         default = { };
@@ -197,8 +202,10 @@ in
     # shell): it lays out init (a stage-2 script that execs nixcfs-init, the
     # binary), bin/switch-to-configuration, config.json, nixos-version, system
     # and sw/bin (busybox and a link per applet: sh, su, login, hostname, ls,
-    # ps, ip...; and bash). config.json holds the whole configuration but
-    # _module and system.build, as the guest's init reads it.
+    # ps, ip...; and bash), and, as NixOS, extra-dependencies (the store paths
+    # of system.extraDependencies, which puts them in the closure).
+    # config.json holds the whole configuration but _module, system.build and
+    # system.extraDependencies, as the guest's init reads it.
     system.build.toplevel = derivation {
       name = "nixos-system-${config.system.name}-${config.system.nixos.label}";
       inherit (pkgs) system;
@@ -208,8 +215,9 @@ in
       busybox = pkgs.busybox;
       bash = pkgs.bash;
       nixosVersion = config.system.nixos.version;
+      inherit (config.system) extraDependencies;
       configJSON = builtins.toJSON (removeAttrs config [ "_module" "system" ] // {
-        system = removeAttrs config.system [ "build" ];
+        system = removeAttrs config.system [ "build" "extraDependencies" ];
       });
       passAsFile = [ "configJSON" ];
       preferLocalBuild = true;

@@ -39,7 +39,7 @@ buildGo {
 
   # The vendored modules' hash. `make vendor-hash` prints it for the current go.mod
   # and go.sum; `make test` fails while this one is stale.
-  vendorHash = "sha256-s2OzU6GUfN979Encd1rfT6/ADDd/fnFAUHaURbBklmQ=";
+  vendorHash = "sha256-JCEfS/jEFCE8jMubqBQpzfzDdWmysvwi9LEfNQvMnGQ=";
 
   subPackages = [ "cmd/nixcfs" ];
   ldflags = [ "-s" "-w" "-X main.version=${version}" "-X main.commit=${commit}" ];

@@ -31,6 +31,11 @@ type buildRun struct {
 	// Guarded by the registry's mu.
 	finished bool
 	err      error
+	// progress is read from nix's lines while it runs (noteProgress); progressSent
+	// is when its last event went out, progressDue that another is scheduled.
+	progress     BuildProgress
+	progressSent time.Time
+	progressDue  bool
 }
 
 // queueLocked makes the next build of c, to run after those queued before it. Its
@@ -44,6 +49,7 @@ func (m *Manager) queueLocked(c *record) *buildRun {
 // beginLocked makes run the build of c that runs now.
 func (m *Manager) beginLocked(c *record, run *buildRun) {
 	c.served, c.running, c.build = run.ticket, run, BuildBuilding
+	run.progress = BuildProgress{Since: time.Now()}
 }
 
 // runQueued runs a queued build in the background once it is its turn: it goes on when
@@ -227,7 +233,7 @@ func (m *Manager) waitRun(ctx context.Context, run *buildRun) error {
 // follow a guest's symlink there to a host file.
 func (m *Manager) buildSystem(ctx context.Context, name string, conf Conf, text []byte) error {
 	if flake := conf.Get("FLAKE"); flake != "" {
-		return m.nix.buildFlake(ctx, m.l.ProfilePath(name), m.l.GCRootPath(name), flake, m.l.BuildLogPath(name))
+		return m.nix.buildFlake(ctx, m.l.ProfilePath(name), m.l.GCRootPath(name), flake, m.output(name))
 	}
 	input := m.l.BuildInputPath(name)
 	if err := os.MkdirAll(filepath.Dir(input), 0o700); err != nil {
@@ -236,7 +242,7 @@ func (m *Manager) buildSystem(ctx context.Context, name string, conf Conf, text 
 	if err := writeFileAtomic(input, text, 0o600); err != nil {
 		return fmt.Errorf("build %s: %w", name, err)
 	}
-	if err := m.nix.build(ctx, m.l.ProfilePath(name), m.l.GCRootPath(name), input, m.l.BuildLogPath(name)); err != nil {
+	if err := m.nix.build(ctx, m.l.ProfilePath(name), m.l.GCRootPath(name), input, m.output(name)); err != nil {
 		return err
 	}
 	return m.l.saveGenerationText(name, text)

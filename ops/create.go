@@ -58,7 +58,7 @@ func (m *Manager) Create(ctx context.Context, name string, o CreateOptions) (str
 	lock.unlock()
 	m.runQueued(c, run, func(ctx context.Context) error {
 		if o.SystemPath != "" {
-			return m.nix.setSystem(ctx, m.l.ProfilePath(name), o.SystemPath, m.l.BuildLogPath(name))
+			return m.nix.setSystem(ctx, m.l.ProfilePath(name), o.SystemPath, m.output(name))
 		}
 		return m.buildSystem(ctx, name, conf, []byte(configText))
 	})

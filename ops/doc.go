@@ -17,7 +17,9 @@
 //   - generations.go: the profile's generations, the texts that built them, switching.
 //   - guestfiles.go: the files of a root tree, read and written through guestroot.
 //   - builds.go: one build at a time per container: claim, run, finish, wait.
-//     nix.go: the nix commands a build runs.
+//     nix.go: the nix commands a build runs. buildlog.go: where their output goes
+//     (the build log, Options.BuildOutput, the progress). progress.go: BuildProgress,
+//     read from nix's lines.
 //   - units.go: start, stop, restart, reload, terminate: a systemd job, then a wait
 //     for the state it leads to (settle). supervise.go: the D-Bus client.
 //     template.go: the container@.service nixcfs installs on hosts without NixOS's.

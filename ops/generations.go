@@ -159,7 +159,7 @@ func (m *Manager) queueSwitch(name string, n int) (*buildRun, error) {
 	}
 	m.reg.mu.Unlock()
 	m.runQueued(c, run, func(ctx context.Context) error {
-		if err := m.nix.switchGeneration(ctx, m.l.ProfilePath(name), n, m.l.BuildLogPath(name)); err != nil {
+		if err := m.nix.switchGeneration(ctx, m.l.ProfilePath(name), n, m.output(name)); err != nil {
 			return err
 		}
 		crash.At(crash.SwitchProfile)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 
@@ -23,6 +24,9 @@ type Options struct {
 	// working one is installed: for the long-running mount, not for one-shot verbs.
 	ReplaceTemplate bool
 	Log             zerolog.Logger
+	// BuildOutput, if set, gets nix's output of every build, a line at a time, as
+	// it goes to the build log: the command line's stderr when it is no terminal.
+	BuildOutput io.Writer
 }
 
 func (o *Options) setDefaults() error {
@@ -100,7 +104,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("watch %s: %w", l.ConfDir, err)
 	}
 	m := &Manager{l: l, log: opts.Log, reg: newRegistry(opts.Log), sup: sup, fsw: fsw,
-		nix: newBuilder(opts.NixOSPath, opts.MaxParallelBuilds)}
+		nix: newBuilder(opts.NixOSPath, opts.MaxParallelBuilds, opts.BuildOutput)}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.log.Debug().Str("template", tmpl).Str("conf_dir", l.ConfDir).Msg("manager started")
 	m.recover(ctx)

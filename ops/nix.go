@@ -25,28 +25,29 @@ const DefaultNixOSPath = "<nixpkgs/nixos>"
 type builder struct {
 	nixosPath string
 	slots     chan struct{} // bounds concurrent builds (20 parallel mkdirs)
+	extra     *lineWriter   // Options.BuildOutput; nil for none
 }
 
-func newBuilder(nixosPath string, parallel int) *builder {
+func newBuilder(nixosPath string, parallel int, extra io.Writer) *builder {
 	if nixosPath == "" {
 		nixosPath = DefaultNixOSPath
 	}
 	if parallel < 1 {
 		parallel = 1
 	}
-	return &builder{nixosPath: nixosPath, slots: make(chan struct{}, parallel)}
+	return &builder{nixosPath: nixosPath, slots: make(chan struct{}, parallel), extra: newLineWriter(extra)}
 }
 
 // build sets the profile to the system built from configFile, writing nix's output to
-// logPath. On failure the profile is unchanged and the error names the log. Cancelling
+// out. On failure the profile is unchanged and the error names the log. Cancelling
 // ctx kills the build.
 //
 // nixos-container runs `nix-env -p PROFILE -I nixos-config=FILE -f NIXOS --set -A
 // system` in one step, but nix-env swallows evaluation errors (a `throw` such as "The
 // option `foo' does not exist." becomes "--set requires exactly one derivation"). So the
 // system is built with nix-build, which reports them, and then set with nix-env.
-func (b *builder) build(ctx context.Context, profileDir, gcRootDir, configFile, logPath string) error {
-	return b.buildWith(ctx, profileDir, gcRootDir, logPath, func(outLink string) (string, []string) {
+func (b *builder) build(ctx context.Context, profileDir, gcRootDir, configFile string, out buildOutput) error {
+	return b.buildWith(ctx, profileDir, gcRootDir, out, func(outLink string) (string, []string) {
 		return "nix-build", []string{b.nixosPath, "-I", "nixos-config=" + configFile, "-A", "system", "--out-link", outLink}
 	})
 }
@@ -54,12 +55,12 @@ func (b *builder) build(ctx context.Context, profileDir, gcRootDir, configFile, 
 // buildFlake is create/update --flake: nixos-container builds
 // FLAKE#nixosConfigurations."ATTR".config.system.build.toplevel with the nix command
 // (flakes enabled for this call), then sets the profile to it.
-func (b *builder) buildFlake(ctx context.Context, profileDir, gcRootDir, flake, logPath string) error {
+func (b *builder) buildFlake(ctx context.Context, profileDir, gcRootDir, flake string, out buildOutput) error {
 	ref, attr, err := splitFlake(flake)
 	if err != nil {
 		return err
 	}
-	return b.buildWith(ctx, profileDir, gcRootDir, logPath, func(outLink string) (string, []string) {
+	return b.buildWith(ctx, profileDir, gcRootDir, out, func(outLink string) (string, []string) {
 		return "nix", []string{"--extra-experimental-features", "nix-command flakes", "build", "--out-link", outLink,
 			"--", fmt.Sprintf("%s#nixosConfigurations.%q.config.system.build.toplevel", ref, attr)}
 	})
@@ -72,7 +73,7 @@ const outLinkPrefix = ".nixcfs-build-"
 // buildWith runs the build command that command gives (it writes its result to
 // outLink, a temporary gc root in gcRootDir that holds the system until `nix-env -p
 // PROFILE --set` has made it the next generation), in one of the builder's slots.
-func (b *builder) buildWith(ctx context.Context, profileDir, gcRootDir, logPath string, command func(outLink string) (string, []string)) error {
+func (b *builder) buildWith(ctx context.Context, profileDir, gcRootDir string, out buildOutput, command func(outLink string) (string, []string)) error {
 	select {
 	case b.slots <- struct{}{}:
 		defer func() { <-b.slots }()
@@ -84,18 +85,18 @@ func (b *builder) buildWith(ctx context.Context, profileDir, gcRootDir, logPath 
 			return fmt.Errorf("build: %w", err)
 		}
 	}
-	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	log, err := b.openLog(out, 0o644)
 	if err != nil {
 		return fmt.Errorf("build: open log: %w", err)
 	}
-	defer logFile.Close()
+	defer log.Close()
 	// This process's own out-link: a build of another process (the command line beside
 	// the mount) never takes it for its own, and one a crash left is known by its PID.
 	outLink := filepath.Join(gcRootDir, fmt.Sprintf("%s%d", outLinkPrefix, os.Getpid()))
 	defer os.Remove(outLink)
 	name, args := command(outLink)
-	fmt.Fprintf(logFile, "$ %s %s\n", name, ShellJoin(args))
-	if err := b.run(ctx, logFile, nil, crash.BuildRunning, name, args...); err != nil {
+	log.note("$ %s %s\n", name, ShellJoin(args))
+	if err := b.run(ctx, log, nil, crash.BuildRunning, name, args...); err != nil {
 		return err
 	}
 	system, err := os.Readlink(outLink)
@@ -103,7 +104,7 @@ func (b *builder) buildWith(ctx context.Context, profileDir, gcRootDir, logPath 
 		return fmt.Errorf("%w: %s made no %s: %v", ErrBuildFailed, name, outLink, err)
 	}
 	crash.At(crash.BuildProfile)
-	return b.setProfile(ctx, logFile, profileDir, system)
+	return b.setProfile(ctx, log, profileDir, system)
 }
 
 // splitFlake splits "REF#ATTR"; the attribute is required here, the caller defaults
@@ -134,35 +135,35 @@ func firstLine(s string, err error) string {
 }
 
 // setSystem points the profile at an already built system (create --system-path).
-func (b *builder) setSystem(ctx context.Context, profileDir, systemPath, logPath string) error {
+func (b *builder) setSystem(ctx context.Context, profileDir, systemPath string, out buildOutput) error {
 	if err := os.MkdirAll(profileDir, 0o755); err != nil {
 		return fmt.Errorf("set system: %w", err)
 	}
-	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	log, err := b.openLog(out, 0o644)
 	if err != nil {
 		return fmt.Errorf("set system: open log: %w", err)
 	}
-	defer logFile.Close()
-	return b.setProfile(ctx, logFile, profileDir, systemPath)
+	defer log.Close()
+	return b.setProfile(ctx, log, profileDir, systemPath)
 }
 
-func (b *builder) setProfile(ctx context.Context, logFile *os.File, profileDir, system string) error {
+func (b *builder) setProfile(ctx context.Context, log *buildLog, profileDir, system string) error {
 	args := []string{"-p", filepath.Join(profileDir, "system"), "--set", system}
-	fmt.Fprintf(logFile, "$ nix-env %s\n", ShellJoin(args))
-	return b.run(ctx, logFile, logFile, "", "nix-env", args...)
+	log.note("$ nix-env %s\n", ShellJoin(args))
+	return b.run(ctx, log, log, "", "nix-env", args...)
 }
 
 // switchGeneration points the profile at generation n, with nix-env's output in the
 // log.
-func (b *builder) switchGeneration(ctx context.Context, profileDir string, n int, logPath string) error {
-	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+func (b *builder) switchGeneration(ctx context.Context, profileDir string, n int, out buildOutput) error {
+	log, err := b.openLog(out, 0o600)
 	if err != nil {
 		return fmt.Errorf("switch generation: open log: %w", err)
 	}
-	defer logFile.Close()
+	defer log.Close()
 	args := []string{"-p", filepath.Join(profileDir, "system"), "--switch-generation", strconv.Itoa(n)}
-	fmt.Fprintf(logFile, "$ nix-env %s\n", ShellJoin(args))
-	return b.run(ctx, logFile, logFile, "", "nix-env", args...)
+	log.note("$ nix-env %s\n", ShellJoin(args))
+	return b.run(ctx, log, log, "", "nix-env", args...)
 }
 
 // deleteGeneration removes generation n from the profile.
@@ -177,9 +178,11 @@ func (b *builder) deleteGeneration(ctx context.Context, profileDir string, n int
 
 // run runs a nix command with its diagnostics (stderr) in the log; crashPoint names
 // the crash point (package crash) met while it runs.
-func (b *builder) run(ctx context.Context, logFile *os.File, stdout io.Writer, crashPoint, name string, args ...string) error {
+func (b *builder) run(ctx context.Context, log *buildLog, stdout io.Writer, crashPoint, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stdout, cmd.Stderr = stdout, logFile
+	// Stdout and Stderr may be the same writer: exec then writes to it from one
+	// goroutine at a time.
+	cmd.Stdout, cmd.Stderr = stdout, log
 	// nix's builders run as its children: a cancel kills the whole process group. A
 	// nixcfs that dies takes the command with it (Pdeathsig), rather than leave it to
 	// switch a profile that nobody records.
@@ -196,13 +199,14 @@ func (b *builder) run(ctx context.Context, logFile *os.File, stdout io.Writer, c
 		err = cmd.Wait()
 	}
 	if err != nil && ctx.Err() != nil { // a command that ended well did its work
-		fmt.Fprintf(logFile, "nixcfs: build cancelled\n")
+		log.note("nixcfs: build cancelled\n")
 		return ctx.Err()
 	}
 	if err != nil {
-		fmt.Fprintf(logFile, "nixcfs: %s failed: %v\n", name, err)
-		return fmt.Errorf("%w: %s: %v (see %s)", ErrBuildFailed, name, err, logFile.Name())
+		log.note("nixcfs: %s failed: %v\n", name, err)
+		return fmt.Errorf("%w: %s: %v (see %s)", ErrBuildFailed, name, err, log.Name())
 	}
+	log.ended()
 	return nil
 }
 

@@ -134,6 +134,7 @@ const (
 	EventPidsMax
 	EventCPUWeight
 	EventIOWeight
+	EventProgress // Value: a running build's progress (BuildProgress.String)
 )
 
 var eventKeys = [...]string{
@@ -144,6 +145,7 @@ var eventKeys = [...]string{
 
 	EventMemoryMax: "memory.max", EventCPUMax: "cpu.max", EventPidsMax: "pids.max",
 	EventCPUWeight: "cpu.weight", EventIOWeight: "io.weight",
+	EventProgress: "build-progress",
 }
 
 func (k EventKind) String() string {

@@ -32,6 +32,8 @@ type Status struct {
 	Declarative  bool       `json:"declarative"`
 	Error        string     `json:"error"`
 	Notice       string     `json:"notice,omitempty"`
+	// BuildProgress is how far the build in progress is; nil when none runs.
+	BuildProgress *BuildProgress `json:"build_progress,omitempty"`
 }
 
 // List returns the names of all containers, sorted.
@@ -75,6 +77,10 @@ func (m *Manager) Status(name string) (Status, error) {
 	}
 	if c.conf.Get("PRIVATE_NETWORK") == "1" {
 		st.Interface = HostInterface(name)
+	}
+	if c.running != nil {
+		p := c.running.progress
+		st.BuildProgress = &p
 	}
 	sysLink := m.l.SystemOf(name, c.conf)
 	m.reg.mu.Unlock()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -72,6 +73,8 @@ type managerFlags struct {
 	nixosPath string
 	logLevel  string
 	flags     *pflag.FlagSet
+	// buildOutput gets nix's lines of the manager's builds (ops.Options.BuildOutput).
+	buildOutput io.Writer
 }
 
 func (mf *managerFlags) register(fs *pflag.FlagSet) {
@@ -97,7 +100,8 @@ func (mf *managerFlags) open(ctx context.Context, replaceTemplate bool) (*ops.Ma
 	if err != nil {
 		return nil, zerolog.Logger{}, err
 	}
-	m, err := ops.New(ctx, ops.Options{Layout: l, NixOSPath: mf.nixosPath, Log: log, ReplaceTemplate: replaceTemplate})
+	m, err := ops.New(ctx, ops.Options{Layout: l, NixOSPath: mf.nixosPath, Log: log, ReplaceTemplate: replaceTemplate,
+		BuildOutput: mf.buildOutput})
 	return m, log, err
 }
 
@@ -110,7 +114,7 @@ func daemonLogger(level string) (zerolog.Logger, error) {
 	}
 	var log zerolog.Logger
 	if isatty.IsTerminal(os.Stderr.Fd()) {
-		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly})
+		log = zerolog.New(zerolog.ConsoleWriter{Out: terminal, TimeFormat: time.TimeOnly})
 	} else {
 		log = zerolog.New(os.Stderr)
 	}

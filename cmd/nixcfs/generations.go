@@ -73,7 +73,7 @@ func rollbackCmd() *cobra.Command {
 					return fail("%v", err)
 				}
 			}
-			if err := s.m.SwitchGeneration(s.ctx, s.name, n); err != nil {
+			if err := s.building(s.name, "switching", func() error { return s.m.SwitchGeneration(s.ctx, s.name, n) }); err != nil {
 				return fail("failed to switch %s to generation %d: %v", s.name, n, err)
 			}
 			st, err := s.m.Status(s.name)

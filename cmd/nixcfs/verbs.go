@@ -21,12 +21,16 @@ type session struct {
 	pos  []string
 	ctx  context.Context
 	stop context.CancelFunc
+	// out is nix's lines on a non-terminal, held back until the verb releases them
+	// (create); nil on a terminal.
+	out *heldOutput
 }
 
 func (s *session) close() {
 	if s.m != nil {
 		s.m.Close()
 	}
+	s.out.release()
 	s.stop()
 }
 
@@ -66,6 +70,10 @@ func open(c *cobra.Command, mf *managerFlags, args []string, want names) (*sessi
 		mf.logLevel = "error"
 	}
 	s.ctx, s.stop = signalContext()
+	if !stderrIsTerminal() {
+		s.out = newHeldOutput(os.Stderr, c.Name() == "create")
+		mf.buildOutput = s.out
+	}
 	m, _, err := mf.open(s.ctx, false)
 	if err != nil {
 		s.stop()
@@ -187,7 +195,8 @@ func createCmd() *cobra.Command {
 		}
 		st, _ := s.m.Status(name)
 		fmt.Fprintf(os.Stderr, "host IP is %s, container IP is %s\n", st.HostAddress, st.LocalAddress)
-		if err := s.m.WaitBuilt(s.ctx, name); err != nil {
+		s.out.release()
+		if err := s.building(name, "evaluating", func() error { return s.m.WaitBuilt(s.ctx, name) }); err != nil {
 			return fail("failed to build initial container configuration: %v", err)
 		}
 		if o.EnsureUniqueName {
@@ -225,7 +234,8 @@ func unitVerbCmd(name, summary string) *cobra.Command {
 		act := map[string]func(context.Context, string) error{
 			"start": s.m.Start, "stop": s.m.Stop, "terminate": s.m.Terminate, "restart": s.m.Restart,
 		}[name]
-		if err := act(s.ctx, s.name); err != nil {
+		// A start waits for a build in progress: its line shows while it does.
+		if err := s.building(s.name, "evaluating", func() error { return act(s.ctx, s.name) }); err != nil {
 			return fail("failed to %s container: %v", name, err)
 		}
 		return 0
@@ -241,16 +251,20 @@ func updateCmd() *cobra.Command {
 		if st, _ := s.m.State(s.name); st.Running() {
 			fmt.Fprintln(os.Stderr, "reloading container...")
 		}
-		var err error
+		text := []byte(nil)
 		if config != "" || configFile != "" {
-			text, terr := ops.ConfigText(s.name, config, configFile)
-			if terr != nil {
-				return fail("%v", terr)
+			t, err := ops.ConfigText(s.name, config, configFile)
+			if err != nil {
+				return fail("%v", err)
 			}
-			err = s.m.SetConfig(s.ctx, s.name, []byte(text))
-		} else {
-			err = s.m.Update(s.ctx, s.name)
+			text = []byte(t)
 		}
+		err := s.building(s.name, "evaluating", func() error {
+			if text != nil {
+				return s.m.SetConfig(s.ctx, s.name, text)
+			}
+			return s.m.Update(s.ctx, s.name)
+		})
 		if err != nil {
 			return fail("failed to build container configuration: %v", err)
 		}

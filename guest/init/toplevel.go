@@ -25,6 +25,7 @@ import (
 //	configJSONPath  a file holding the configuration as JSON (passAsFile)
 //	nixosVersion    the text of nixos-version
 //	system          the platform, as Nix names it (x86_64-linux)
+//	extraDependencies  system.extraDependencies, store paths separated by spaces
 //
 // and it creates
 //
@@ -34,6 +35,8 @@ import (
 //	$out/config.json
 //	$out/nixos-version
 //	$out/system                        the platform, e.g. x86_64-linux
+//	$out/extra-dependencies            $extraDependencies: store paths, which
+//	                                   puts them in the system's closure
 //	$out/sw/bin/busybox                -> busybox
 //	$out/sw/bin/APPLET                 -> busybox, for each of `busybox --list`
 //	                                      but init, linuxrc and bash
@@ -97,22 +100,20 @@ func buildToplevel(getenv func(string) string) error {
 	if err := os.WriteFile(filepath.Join(out, "init"), []byte(stage2), 0o555); err != nil {
 		return err
 	}
-	if err := os.Symlink(init, filepath.Join(out, pid1Name)); err != nil {
-		return err
+	for _, link := range []string{pid1Name, filepath.Join("bin", "switch-to-configuration")} {
+		if err := os.Symlink(init, filepath.Join(out, link)); err != nil {
+			return err
+		}
 	}
-	if err := os.Symlink(init, filepath.Join(out, "bin", "switch-to-configuration")); err != nil {
-		return err
-	}
-	// The platform, as NixOS writes it (no trailing newline).
-	if err := os.WriteFile(filepath.Join(out, "system"), []byte(platform), 0o444); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(out, "config.json"), pretty.Bytes(), 0o444); err != nil {
-		return err
-	}
-	// Like NixOS, without a trailing newline.
-	if err := os.WriteFile(filepath.Join(out, "nixos-version"), []byte(getenv("nixosVersion")), 0o444); err != nil {
-		return err
+	// As NixOS writes them: system (the platform), nixos-version and
+	// extra-dependencies without a trailing newline.
+	for name, text := range map[string][]byte{
+		"system": []byte(platform), "config.json": pretty.Bytes(),
+		"nixos-version": []byte(getenv("nixosVersion")), "extra-dependencies": []byte(getenv("extraDependencies")),
+	} {
+		if err := os.WriteFile(filepath.Join(out, name), text, 0o444); err != nil {
+			return err
+		}
 	}
 	bin := filepath.Join(out, "sw", "bin")
 	if err := layOutBusybox(bin, busybox, applets); err != nil {

@@ -45,6 +45,8 @@ func TestBuildToplevel(t *testing.T) {
 		"busybox":        busybox,
 		"bash":           staticBash(t),
 		"system":         "x86_64-linux",
+		// system.extraDependencies, as Nix passes a list.
+		"extraDependencies": "/nix/store/aaa-dep-1 /nix/store/bbb-dep-2",
 	}
 	var stderr strings.Builder
 	if code := runBuildToplevel(func(k string) string { return env[k] }, &stderr); code != 0 {
@@ -52,6 +54,9 @@ func TestBuildToplevel(t *testing.T) {
 	}
 
 	out := env["out"]
+	if deps, err := os.ReadFile(filepath.Join(out, "extra-dependencies")); err != nil || string(deps) != env["extraDependencies"] {
+		t.Errorf("extra-dependencies = %q, %v; want %q, as NixOS writes it", deps, err, env["extraDependencies"])
+	}
 	for _, link := range []string{"nixcfs-init", "bin/switch-to-configuration"} {
 		target, err := os.Readlink(filepath.Join(out, link))
 		if err != nil || target != env["init"] {

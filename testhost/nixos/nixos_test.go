@@ -180,7 +180,8 @@ func TestNixOSTemplateCommandLine(t *testing.T) {
 	}
 
 	r = mustNixcfs(t, "create", name, "--config", `services.hello = { enable = true; message = "hello through NixOS's template"; };`)
-	m := regexp.MustCompile(`container IP is (10\.233\.\d+\.2)\n$`).FindStringSubmatch(r.stderr)
+	// The addresses first; nix's lines follow (no terminal).
+	m := regexp.MustCompile(`^host IP is .*, container IP is (10\.233\.\d+\.2)\n`).FindStringSubmatch(r.stderr)
 	if m == nil {
 		t.Fatalf("create's stderr: %q", r.stderr)
 	}
