@@ -178,8 +178,10 @@ func TestRootLoginThroughTmux(t *testing.T) {
 	must(t, "start", "cli2")
 	session := fmt.Sprintf("nixcfs-test-%d", os.Getpid())
 	bin := os.Getenv("NIXCFS_BIN")
+	// The test's own tmux server (-L): another test's never ends it.
+	sock := session
 	tmux := func(args ...string) string {
-		out, err := exec.Command("tmux", args...).CombinedOutput()
+		out, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("tmux %v: %v\n%s", args, err, out)
 		}
@@ -187,7 +189,7 @@ func TestRootLoginThroughTmux(t *testing.T) {
 	}
 	tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30",
 		"sh -c '"+bin+" root-login cli2; echo root-login exited $?; sleep 60'")
-	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", session).Run() })
+	t.Cleanup(func() { exec.Command("tmux", "-L", sock, "kill-server").Run() })
 	screenHas := func(want string) string {
 		deadline := time.Now().Add(10 * time.Second)
 		var screen string
@@ -243,8 +245,7 @@ func TestRootLoginThroughTmux(t *testing.T) {
 	first := session
 	session += "-login"
 	tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", bin+" login cli2")
-	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", session).Run() })
-	exec.Command("tmux", "kill-session", "-t", first).Run()
+	tmux("kill-session", "-t", first)
 	screenHas("cli2 login:")
 }
 

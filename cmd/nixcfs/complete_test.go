@@ -33,10 +33,10 @@ func startShell(t *testing.T, dir string, argv ...string) *shellSession {
 	t.Helper()
 	s := &shellSession{t: t, name: fmt.Sprintf("nixcfs-compl-%d-%d", os.Getpid(), time.Now().UnixNano())}
 	args := append([]string{"new-session", "-d", "-s", s.name, "-x", "200", "-y", "50", "-c", dir, "--"}, argv...)
-	if out, err := exec.Command("tmux", args...).CombinedOutput(); err != nil {
+	if out, err := s.tmux(args...).CombinedOutput(); err != nil {
 		t.Fatalf("tmux %v: %v\n%s", args, err, out)
 	}
-	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", s.name).Run() })
+	t.Cleanup(func() { s.tmux("kill-server").Run() })
 	// Keys typed before the shell is ready (a Ctrl-C while it reads its rc file) may
 	// end it.
 	if screen, ok := s.poll(15*time.Second, func(screen string) bool { return strings.Contains(screen, "$") }); !ok {
@@ -48,14 +48,20 @@ func startShell(t *testing.T, dir string, argv ...string) *shellSession {
 func (s *shellSession) keys(keys ...string) {
 	s.t.Helper()
 	args := append([]string{"send-keys", "-t", s.name}, keys...)
-	if out, err := exec.Command("tmux", args...).CombinedOutput(); err != nil {
+	if out, err := s.tmux(args...).CombinedOutput(); err != nil {
 		s.t.Fatalf("tmux %v: %v\n%s", args, err, out)
 	}
 }
 
 func (s *shellSession) screen() string {
-	out, _ := exec.Command("tmux", "capture-pane", "-p", "-t", s.name).Output()
+	out, _ := s.tmux("capture-pane", "-p", "-t", s.name).Output()
 	return string(out)
+}
+
+// tmux is a command to the session's own tmux server (-L): another test's, or
+// another run's on the same machine, never ends it.
+func (s *shellSession) tmux(args ...string) *exec.Cmd {
+	return exec.Command("tmux", append([]string{"-L", s.name}, args...)...)
 }
 
 func hasAll(screen string, want []string) bool {
