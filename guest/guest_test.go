@@ -680,35 +680,6 @@ func TestExtraDependencies(t *testing.T) {
 	}
 }
 
-// Without a static busybox the build says what to install.
-func TestMissingBusybox(t *testing.T) {
-	requireNix(t)
-	t.Parallel()
-	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{"configuration.nix": containerTemplate})
-	// A dynamically linked program stands in for Debian's non-static busybox.
-	dynamic, err := exec.LookPath("nix-build")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if dynamic, err = filepath.EvalSymlinks(dynamic); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct{ busybox, want string }{
-		{filepath.Join(dir, "no", "busybox"), "error: " + filepath.Join(dir, "no", "busybox") + " is missing: apt-get install busybox-static"},
-		{dynamic, "is dynamically linked (apt-get install busybox-static)"},
-	} {
-		build := exec.Command("nix-build", guestDir(t), "-I", "nixos-config="+filepath.Join(dir, "configuration.nix"),
-			"-A", "system", "--no-out-link", "--arg", "init", initBinary, "--arg", "busybox", tc.busybox,
-			"--option", "substituters", "")
-		build.Env = nixEnv()
-		out, err := build.CombinedOutput()
-		if err == nil || !strings.Contains(string(out), tc.want) {
-			t.Errorf("nix-build --arg busybox %s: %v\n%s\nwant %q", tc.busybox, err, out, tc.want)
-		}
-	}
-}
-
 // The system's bash is a real one, runs from the store and reads /etc/profile
 // as a login shell, as NixOS's container@.service has it do on reload.
 func TestBashInSystem(t *testing.T) {
@@ -736,12 +707,13 @@ func TestBashInSystem(t *testing.T) {
 	}
 }
 
-// Without a static bash the build says what to install.
-func TestMissingBash(t *testing.T) {
+// Without a static busybox or bash the build says what to install.
+func TestMissingStaticTool(t *testing.T) {
 	requireNix(t)
 	t.Parallel()
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"configuration.nix": containerTemplate})
+	// A dynamically linked program stands in for Debian's non-static builds.
 	dynamic, err := exec.LookPath("nix-build")
 	if err != nil {
 		t.Fatal(err)
@@ -749,17 +721,20 @@ func TestMissingBash(t *testing.T) {
 	if dynamic, err = filepath.EvalSymlinks(dynamic); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct{ bash, want string }{
-		{filepath.Join(dir, "no", "bash"), "error: " + filepath.Join(dir, "no", "bash") + " is missing: apt-get install bash-static"},
-		{dynamic, "is dynamically linked (apt-get install bash-static)"},
-	} {
-		build := exec.Command("nix-build", guestDir(t), "-I", "nixos-config="+filepath.Join(dir, "configuration.nix"),
-			"-A", "system", "--no-out-link", "--arg", "init", initBinary, "--arg", "bash", tc.bash,
-			"--option", "substituters", "")
-		build.Env = nixEnv()
-		out, err := build.CombinedOutput()
-		if err == nil || !strings.Contains(string(out), tc.want) {
-			t.Errorf("nix-build --arg bash %s: %v\n%s\nwant %q", tc.bash, err, out, tc.want)
+	for _, tool := range []string{"busybox", "bash"} {
+		missing := filepath.Join(dir, "no", tool)
+		for _, tc := range []struct{ path, want string }{
+			{missing, "error: " + missing + " is missing: apt-get install " + tool + "-static"},
+			{dynamic, "is dynamically linked (apt-get install " + tool + "-static)"},
+		} {
+			build := exec.Command("nix-build", guestDir(t), "-I", "nixos-config="+filepath.Join(dir, "configuration.nix"),
+				"-A", "system", "--no-out-link", "--arg", "init", initBinary, "--arg", tool, tc.path,
+				"--option", "substituters", "")
+			build.Env = nixEnv()
+			out, err := build.CombinedOutput()
+			if err == nil || !strings.Contains(string(out), tc.want) {
+				t.Errorf("nix-build --arg %s %s: %v\n%s\nwant %q", tool, tc.path, err, out, tc.want)
+			}
 		}
 	}
 }

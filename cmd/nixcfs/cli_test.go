@@ -28,16 +28,7 @@ func nixcfs(t *testing.T, stdin string, args ...string) cliResult {
 	cmd := exec.Command(os.Getenv("NIXCFS_BIN"), args...)
 	cmd.Env = append(os.Environ(), "NIXCFS_NIXOS_PATH="+os.Getenv("NIXCFS_GUEST"))
 	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("nixcfs %v: %v", args, err)
-	}
-	return cliResult{out.String(), errb.String(), code}
+	return gather(t, cmd)
 }
 
 // must runs a verb that has to succeed.

@@ -49,14 +49,20 @@ func self(t *testing.T, args ...string) cliResult {
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), "NIXCFS_TEST_MAIN=1")
+	return gather(t, cmd)
+}
+
+// gather runs cmd, a nixcfs, and gathers what it wrote and how it exited.
+func gather(t *testing.T, cmd *exec.Cmd) cliResult {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
+	err := cmd.Run()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("nixcfs %v: %v", args, err)
+		t.Fatalf("nixcfs %v: %v", cmd.Args[1:], err)
 	}
 	return cliResult{out.String(), errb.String(), code}
 }
