@@ -179,3 +179,43 @@ func TestConfigTooLarge(t *testing.T) {
 		t.Errorf("%d commits after a rename over config.nix, want 1", n)
 	}
 }
+
+// A writer killed before it closes config.nix (kill -9 half-way through its text, or
+// a signal it does not catch) commits nothing: the kernel flushes its file as the
+// task exits, and a flush from a task dying by a signal is no close. The previous
+// text stays, and status says whose text was discarded.
+func TestConfigWriterKilled(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("web", &fakeContainer{}, false)
+	old := ops.DefaultConfig("web", "")
+	// The writer opens config.nix (O_TRUNC), writes half a text and is killed before
+	// it closes its one descriptor. (A shell's `printf ... >&3` is no such writer: the
+	// shell closes the copy of fd 3 it made for printf, and that close commits.)
+	killed := `import os, signal, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)
+os.write(fd, b"{ boot.isContainer = ")
+os.kill(os.getpid(), getattr(signal, sys.argv[2]))`
+	for _, sig := range []string{"KILL", "TERM"} {
+		out, ok := sh(t, mnt, `python3 -c '`+killed+`' $MNT/web/config.nix SIG`+sig)
+		if ok {
+			t.Fatalf("SIG%s: the writer exited 0:\n%s", sig, out)
+		}
+		if got := mustSh(t, mnt, `cat $MNT/web/config.nix`); got != old {
+			t.Errorf("SIG%s: config.nix after a killed writer:\n%s\nwant the previous text", sig, got)
+		}
+		if got := mustSh(t, mnt, `cat $MNT/web/status`); !strings.Contains(got, "was killed before closing it; its text was discarded") {
+			t.Errorf("SIG%s: status does not say the text was discarded:\n%s", sig, got)
+		}
+		if n := f.commitCount(); n != 0 {
+			t.Errorf("SIG%s: %d commits", sig, n)
+		}
+	}
+	// The same writer that closes commits its text.
+	mustSh(t, mnt, `python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC); os.write(fd, b"{ boot.isContainer = true; }\n")' $MNT/web/config.nix`)
+	if got := mustSh(t, mnt, `cat $MNT/web/config.nix`); got != "{ boot.isContainer = true; }\n" {
+		t.Errorf("config.nix after a writer that closed: %q", got)
+	}
+	if n := f.commitCount(); n != 1 {
+		t.Errorf("%d commits after a writer that closed, want 1", n)
+	}
+}
