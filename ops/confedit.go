@@ -92,6 +92,8 @@ func (m *Manager) editConf(name string, edit func(*Conf)) error {
 		return err // destroyed while the caller waited for the lock
 	}
 	path := m.l.ConfPath(name)
+	m.confMu.Lock()
+	defer m.confMu.Unlock()
 	conf, err := ReadConf(path)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)

@@ -53,8 +53,11 @@
 //     Destroy only try it.
 //  4. The address lock (flock on Layout.LockFile, shared with nixos-container): held
 //     while addresses are chosen and while a conf file is written or removed.
-//  5. The builder's slots: bound how many nix builds run at once; held for one build.
-//  6. The registry's mu: guards every record's fields, the unit states and the event
+//  5. The conf lock (Manager.confMu): held from a read of a conf file to its copy in
+//     the registry, by an edit (under the address lock) and by a read on inotify's
+//     news, so that an older read never lands after a newer edit.
+//  6. The builder's slots: bound how many nix builds run at once; held for one build.
+//  7. The registry's mu: guards every record's fields, the unit states and the event
 //     streams. Held only for memory work: never across a D-Bus call, a build, a job,
 //     a file or /proc read.
 //

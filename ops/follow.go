@@ -141,6 +141,17 @@ func (m *Manager) followConfDir() {
 // was removed meanwhile (finishBuild).
 func (m *Manager) refreshConf(name string, announce bool) {
 	path := m.l.ConfPath(name)
+	m.reg.mu.Lock()
+	_, known := m.reg.records[name]
+	_, unitKnown := m.reg.units[name]
+	m.reg.mu.Unlock()
+	var st unitState
+	if !known && !unitKnown {
+		// Asked once, when it first appears, outside the locks.
+		st = m.withLeader(name, m.sup.unitStateOf(m.ctx, UnitName(name)))
+	}
+	m.confMu.Lock()
+	defer m.confMu.Unlock()
 	conf, err := ReadConf(path)
 	if err != nil {
 		m.reg.mu.Lock()
@@ -152,15 +163,6 @@ func (m *Manager) refreshConf(name string, announce bool) {
 	}
 	decl := isDeclarative(path)
 	outcome, reason, _ := m.l.loadBuildOutcome(name)
-	m.reg.mu.Lock()
-	_, known := m.reg.records[name]
-	_, unitKnown := m.reg.units[name]
-	m.reg.mu.Unlock()
-	var st unitState
-	if !known && !unitKnown {
-		// Asked once, when it first appears, outside the lock.
-		st = m.withLeader(name, m.sup.unitStateOf(m.ctx, UnitName(name)))
-	}
 	m.reg.mu.Lock()
 	defer m.reg.mu.Unlock()
 	c := m.reg.records[name]

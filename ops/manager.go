@@ -65,6 +65,10 @@ type Manager struct {
 	fsw *fsnotify.Watcher
 	// runs: each running unit's cgroup and start, for Stats; its lock is a leaf.
 	runs unitRuns
+	// confMu is held from a read of a conf file to its copy in the registry
+	// (editConf, refreshConf): a read on inotify's news of an older edit never lands
+	// after a newer edit's copy.
+	confMu sync.Mutex
 
 	ctx    context.Context // ends with Close: background builds and loops
 	cancel context.CancelFunc
