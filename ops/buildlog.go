@@ -35,11 +35,9 @@ const maxLogLine = 64 * 1024
 
 // buildLog is one build's log file, open for its nix commands.
 type buildLog struct {
-	f       *os.File
-	extra   *lineWriter // nil: none
-	report  func(BuildProgress)
-	nix     nixProgress
-	partial []byte // the end of the output, not yet a whole line
+	f      *os.File
+	lines  nixLines
+	report func(BuildProgress)
 }
 
 // openLog truncates the log and opens it for a build's output.
@@ -48,7 +46,7 @@ func (b *builder) openLog(out buildOutput, mode os.FileMode) (*buildLog, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &buildLog{f: f, extra: b.extra, report: out.progress}, nil
+	return &buildLog{f: f, lines: nixLines{extra: b.extra}, report: out.progress}, nil
 }
 
 // Write is nix's output: into the file at once, and, a whole line at a time, to the
@@ -56,32 +54,52 @@ func (b *builder) openLog(out buildOutput, mode os.FileMode) (*buildLog, error) 
 // must never wait on its stderr for a log that cannot grow (a full disk).
 func (l *buildLog) Write(p []byte) (int, error) {
 	l.f.Write(p)
-	l.partial = append(l.partial, p...)
-	moved, start := false, 0
-	for {
-		i := bytes.IndexByte(l.partial[start:], '\n')
-		if i < 0 {
-			break
-		}
-		moved = l.lineDone(l.partial[start:start+i+1]) || moved
-		start += i + 1
-	}
-	l.partial = l.partial[:copy(l.partial, l.partial[start:])]
-	if len(l.partial) > maxLogLine {
-		moved = l.lineDone(l.partial) || moved
-		l.partial = l.partial[:0]
-	}
-	if moved && l.report != nil {
-		l.report(l.nix.p)
+	if l.lines.feed(p) && l.report != nil {
+		l.report(l.lines.nix.p)
 	}
 	return len(p), nil
 }
 
-func (l *buildLog) lineDone(line []byte) bool {
-	if l.extra != nil {
-		l.extra.Write(line)
+// nixLines cuts nix's output into lines, for the extra writer and the progress.
+type nixLines struct {
+	extra   *lineWriter // nil: none
+	nix     nixProgress
+	partial []byte // the end of the output, not yet a whole line
+}
+
+// feed takes output and tells whether the progress moved.
+func (n *nixLines) feed(p []byte) bool {
+	n.partial = append(n.partial, p...)
+	moved, start := false, 0
+	for {
+		i := bytes.IndexByte(n.partial[start:], '\n')
+		if i < 0 {
+			break
+		}
+		moved = n.lineDone(n.partial[start:start+i+1]) || moved
+		start += i + 1
 	}
-	return l.nix.line(strings.TrimRight(string(line), "\r\n"))
+	n.partial = n.partial[:copy(n.partial, n.partial[start:])]
+	if len(n.partial) > maxLogLine {
+		moved = n.lineDone(n.partial) || moved
+		n.partial = n.partial[:0]
+	}
+	return moved
+}
+
+func (n *nixLines) lineDone(line []byte) bool {
+	if n.extra != nil {
+		n.extra.Write(line)
+	}
+	return n.nix.line(strings.TrimRight(string(line), "\r\n"))
+}
+
+// flush passes on a last line without a newline.
+func (n *nixLines) flush() {
+	if len(n.partial) > 0 {
+		n.lineDone(append(n.partial, '\n'))
+		n.partial = nil
+	}
 }
 
 // note writes nixcfs's own line into the log only: the extra writer gets nix's.
@@ -91,10 +109,10 @@ func (l *buildLog) note(format string, a ...any) {
 
 // ended is told that a nix command succeeded: the derivation it built last is built.
 func (l *buildLog) ended() {
-	if l.nix.p.Building != "" {
-		l.nix.p = l.nix.end()
+	if l.lines.nix.p.Building != "" {
+		l.lines.nix.p = l.lines.nix.end()
 		if l.report != nil {
-			l.report(l.nix.p)
+			l.report(l.lines.nix.p)
 		}
 	}
 }
@@ -103,10 +121,7 @@ func (l *buildLog) Name() string { return l.f.Name() }
 
 // Close passes on a last line without a newline, and closes the file.
 func (l *buildLog) Close() error {
-	if len(l.partial) > 0 {
-		l.lineDone(append(l.partial, '\n'))
-		l.partial = nil
-	}
+	l.lines.flush()
 	return l.f.Close()
 }
 

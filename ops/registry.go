@@ -21,15 +21,16 @@ type record struct {
 	creating    bool // its first build runs
 	destroying  bool // Destroy has begun: no new build or start
 	build       BuildState
-	queued      uint64    // builds queued so far, the last one's ticket
-	served      uint64    // the ticket of the last build that took its turn
-	finished    uint64    // the ticket of the last build that ended
-	running     *buildRun // the build in progress
-	last        *buildRun // the one before, for WaitBuilt
-	lastErr     string    // the `error` of its status
-	buildErr    string    // the reason its last build failed, which a later success elsewhere leaves
-	notice      string    // the `notice` of its status: news that is no failure
-	limits      *Limits   // as systemd last said them, at limitsAt
+	queued      uint64         // builds queued so far, the last one's ticket
+	served      uint64         // the ticket of the last build that took its turn
+	finished    uint64         // the ticket of the last build that ended
+	running     *buildRun      // the build in progress
+	foreign     *BuildProgress // another process's build, while a start here waits for it
+	last        *buildRun      // the one before, for WaitBuilt
+	lastErr     string         // the `error` of its status
+	buildErr    string         // the reason its last build failed, which a later success elsewhere leaves
+	notice      string         // the `notice` of its status: news that is no failure
+	limits      *Limits        // as systemd last said them, at limitsAt
 	limitsAt    time.Time
 	// textMu orders writes of its configuration.nix with the builds they queue, so
 	// that builds run in the order their texts were written. Taken before mu.

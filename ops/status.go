@@ -81,6 +81,9 @@ func (m *Manager) Status(name string) (Status, error) {
 	if c.running != nil {
 		p := c.running.progress
 		st.BuildProgress = &p
+	} else if c.foreign != nil {
+		p := *c.foreign
+		st.BuildProgress = &p
 	}
 	sysLink := m.l.SystemOf(name, c.conf)
 	m.reg.mu.Unlock()

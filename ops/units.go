@@ -92,9 +92,12 @@ func (m *Manager) startWith(ctx context.Context, name, kind string, job func(con
 	}
 	ctx, end := m.beginOp(ctx, c, kind)
 	defer end()
-	// A build in progress ends first, outside the unit slot, which Destroy must not
-	// wait on for a whole build.
+	// A build in progress ends first, this process's or another's, outside the unit
+	// slot, which Destroy must not wait on for a whole build.
 	buildErr := m.WaitBuilt(ctx, name)
+	if err := m.waitForeign(ctx, name); err != nil {
+		buildErr = err // another process's build (the command line's, the mount's)
+	}
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}

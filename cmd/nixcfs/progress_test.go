@@ -182,3 +182,95 @@ func TestCLIProgressOnTerminal(t *testing.T) {
 		}
 	}
 }
+
+// A start waits for a build of another process (here another nixcfs; the mount's
+// alike), and shows it as its own: on a terminal the progress line, elsewhere nix's
+// lines, read from the build log that process writes. It then starts the system that
+// build made.
+func TestCLIStartFollowsAnotherProcessBuild(t *testing.T) {
+	requireTestHost(t)
+	t.Cleanup(func() { nixcfs(t, "", "destroy", "prog3") })
+	must(t, "create", "prog3")
+	tag, gate := newTag(), filepath.Join(t.TempDir(), "gate")
+	update := exec.Command(os.Getenv("NIXCFS_BIN"), "update", "prog3", "--config", depsConfig(tag, gate))
+	update.Env = append(os.Environ(), "NIXCFS_NIXOS_PATH="+os.Getenv("NIXCFS_GUEST"))
+	var updateErr bytes.Buffer
+	update.Stderr = &updateErr
+	if err := update.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer update.Process.Kill() // if the test fails before its end; a no-op after
+	buildLog := "/var/log/nixcfs/prog3.build.log"
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if log, _ := os.ReadFile(buildLog); bytes.Contains(log, []byte("\nwaiting for "+gate)) {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the update's build never reached the gate:\n%s\n%s", log, updateErr.String())
+		}
+	}
+
+	env := fmt.Sprintf("export NIXCFS_NIXOS_PATH=%s NIX_CONFIG=%s TERM=xterm\n",
+		ops.ShellQuote(os.Getenv("NIXCFS_GUEST")), ops.ShellQuote(os.Getenv("NIX_CONFIG")))
+	bin := ops.ShellQuote(os.Getenv("NIXCFS_BIN"))
+	s := onTerminal(t, env+bin+" start prog3\n")
+	s.waitFor(`prog3: building gate-`+tag+`.*\(3/5\).*\[\d+s\]`, time.Minute)
+	// Without a terminal: nix's lines so far, from the log.
+	plain := exec.Command(os.Getenv("NIXCFS_BIN"), "start", "prog3")
+	plain.Env = update.Env
+	stderr, err := plain.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Process.Kill()
+	seen := make(chan string, 1)
+	go func() {
+		var b bytes.Buffer
+		buf := make([]byte, 4096)
+		for !bytes.Contains(b.Bytes(), []byte("waiting for "+gate+"\n")) {
+			n, err := stderr.Read(buf)
+			b.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		seen <- b.String()
+	}()
+	select {
+	case got := <-seen:
+		for _, want := range []string{"these 5 derivations will be built:\n", "-dep-1-" + tag + ".drv'...\n", "waiting for " + gate + "\n"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("a start without a terminal lacks %q:\n%s", want, got)
+			}
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a start without a terminal showed no line of the build it waits for")
+	}
+	if st := must(t, "status", "prog3"); strings.TrimSpace(st.stdout) != "down" {
+		t.Errorf("a start that waits for a build started before it:\n%s", st.stdout)
+	}
+
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := update.Wait(); err != nil {
+		t.Fatalf("update: %v\n%s", err, updateErr.String())
+	}
+	if err := plain.Wait(); err != nil {
+		t.Errorf("the start without a terminal: %v", err)
+	}
+	screen := s.waitFor(`(?s).*script exited \d+`, time.Minute)
+	if !strings.Contains(screen, "script exited 0") || strings.Contains(screen, "prog3: building") {
+		t.Errorf("start did not end cleanly, or left its line:\n%s", screen)
+	}
+	// It started the system the other build made: the second generation.
+	r := must(t, "generations", "prog3", "--json")
+	if !regexp.MustCompile(`"number":\s*2,[^}]*"current":\s*true`).MatchString(r.stdout) {
+		t.Errorf("generations after the build:\n%s", r.stdout)
+	}
+	if st := must(t, "status", "prog3"); strings.TrimSpace(st.stdout) != "up" {
+		t.Errorf("status after the starts:\n%s", st.stdout)
+	}
+}
