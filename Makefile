@@ -118,7 +118,7 @@ vet:
 # file parses, the NixOS module's unit is the unit file (packaging tests), and the
 # pinned vendorHash is the one go.mod and go.sum give.
 check-nix: check-vendor-hash
-	$(GO) test -count=1 -run 'Nix|Module' ./packaging
+	$(GO) test -count=1 -run 'Nix|Module|Flake' ./packaging
 
 check-vendor-hash:
 	packaging/vendor-hash.sh --check
