@@ -79,8 +79,11 @@ $(DOCS) &: $(BUILD)/nixcfs
 	$(BUILD)/nixcfs gen-docs --man $(BUILD)/man --completions $(BUILD)/completions
 	@touch $(DOCS)
 
-install: $(BUILD)/nixcfs $(DOCS)
-	@$(PREREQS) install $(if $(DESTDIR),,root systemd)
+# What installing needs is checked before anything is built; then the build (whose
+# recipe checks Go when there is something to build), then the files.
+install:
+	@$(PREREQS) install $(if $(DESTDIR),,root systemd runtime)
+	@$(MAKE) --no-print-directory $(BUILD)/nixcfs $(DOCS)
 	install -D -m 0755 $(BUILD)/nixcfs $(DESTDIR)$(BINDIR)/nixcfs
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|@bindir@|$(BINDIR)|g' packaging/nixcfs.service.in > $(DESTDIR)$(UNITDIR)/nixcfs.service
@@ -115,7 +118,7 @@ vet:
 # file parses, the NixOS module's unit is the unit file (packaging tests), and the
 # pinned vendorHash is the one go.mod and go.sum give.
 check-nix: check-vendor-hash
-	$(GO) test -count=1 -run 'Nix|Module' ./packaging
+	$(GO) test -count=1 -run 'Nix|Module|Flake' ./packaging
 
 check-vendor-hash:
 	packaging/vendor-hash.sh --check

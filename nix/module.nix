@@ -63,7 +63,7 @@ in
       after = [ "local-fs.target" "nix-daemon.socket" ];
       wants = [ "nix-daemon.socket" ];
       wantedBy = [ "multi-user.target" ];
-      unitConfig.RequiresMountsFor = [ "/nix/store" "/nix/var/nix" "/var/lib/nixos-containers" ];
+      unitConfig.RequiresMountsFor = [ "/nix/store" "/nix/var/nix" "/var/lib/nixos-containers" "/var/lib/nixcfs" "/var/log/nixcfs" ];
       # nix-env and nix build the containers' systems; journalctl serves NAME/log.
       path = [ config.nix.package config.systemd.package ];
       serviceConfig = {

@@ -369,12 +369,17 @@ func TestHandWrittenContainer(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "etc/nixos"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(l.ConfigPath(name), []byte(helloConfig(name, "made by hand")), 0o644)
 	os.MkdirAll(l.ProfilePath(name), 0o755)
-	nixEnv := exec.Command("nix-env", "-p", l.SystemLink(name), "-I", "nixos-config="+l.ConfigPath(name),
-		"-f", os.Getenv("NIXCFS_GUEST"), "--set", "-A", "system")
-	if out, err := nixEnv.CombinedOutput(); err != nil {
-		t.Fatalf("nix-env: %v\n%s", err, out)
+	// Two generations, built by hand as nixos-container builds them: nix-env on the
+	// text in the root tree, which holds the last one's afterwards.
+	texts := []string{helloConfig(name, "made by hand"), helloConfig(name, "made by hand, again")}
+	for _, text := range texts {
+		os.WriteFile(l.ConfigPath(name), []byte(text), 0o644)
+		nixEnv := exec.Command("nix-env", "-p", l.SystemLink(name), "-I", "nixos-config="+l.ConfigPath(name),
+			"-f", os.Getenv("NIXCFS_GUEST"), "--set", "-A", "system")
+		if out, err := nixEnv.CombinedOutput(); err != nil {
+			t.Fatalf("nix-env: %v\n%s", err, out)
+		}
 	}
 	cleanup(t, m, name)
 	conf := "PRIVATE_NETWORK=1\nHOST_ADDRESS=10.233.200.1\nLOCAL_ADDRESS=10.233.200.2\nHOST_BRIDGE=\nHOST_PORT=\nAUTO_START=0\n"
@@ -391,12 +396,59 @@ func TestHandWrittenContainer(t *testing.T) {
 	if err := m.Start(ctx, name); err != nil {
 		t.Fatalf("start: %v", err)
 	}
-	if got := testhost.Hello(t, "10.233.200.2"); got != "made by hand" {
+	if got := testhost.Hello(t, "10.233.200.2"); got != "made by hand, again" {
 		t.Errorf("hello says %q", got)
+	}
+
+	// Its generations are listed, with no text kept: nixcfs built none of them.
+	gens, err := m.Generations(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gens) != 2 || gens[0].Number != 1 || gens[1].Number != 2 || gens[0].Current || !gens[1].Current {
+		t.Fatalf("generations of a container built by hand: %+v, want 1 and 2 (current)", gens)
+	}
+	for _, g := range gens {
+		if g.HasConfig || g.System == "" || g.Built.IsZero() {
+			t.Errorf("generation %d: %+v, want its system and time, and no kept text", g.Number, g)
+		}
+		if text, err := m.GenerationConfig(name, g.Number); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("GenerationConfig(%d): %q, %v; want os.ErrNotExist", g.Number, text, err)
+		}
+	}
+
+	// A switch to one works, live; configuration.nix keeps its text, since there is
+	// none to put back, and nothing is rejected.
+	leader := mustStatus(t, m, name).Leader
+	if err := m.SwitchGeneration(ctx, name, 1); err != nil {
+		t.Fatalf("switch to generation 1: %v", err)
+	}
+	if got := testhost.Hello(t, "10.233.200.2"); got != "made by hand" {
+		t.Errorf("hello after the switch to generation 1 says %q", got)
+	}
+	st := mustStatus(t, m, name)
+	if st.Generation != 1 || st.Leader != leader || st.System != gens[0].System {
+		t.Errorf("after the switch: generation %d, leader %d (was %d), system %s; want 1, the same leader, %s",
+			st.Generation, st.Leader, leader, st.System, gens[0].System)
+	}
+	if text, err := m.ReadConfig(name); err != nil || string(text) != texts[1] {
+		t.Errorf("configuration.nix after the switch: %q, %v; want the text it had", text, err)
+	}
+	if text, err := m.RejectedConfig(name); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a switch that put no text back rejected %q (%v)", text, err)
 	}
 	if err := m.Stop(ctx, name); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func mustStatus(t *testing.T, m *Manager, name string) Status {
+	t.Helper()
+	st, err := m.Status(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 // nixos-container's own logic drives a container made here: `systemctl start

@@ -12,6 +12,12 @@
 # A real NixOS adds what it gives every service (its default PATH entries, locale and
 # time zone variables), which the module does not set. `make check-nix` and the
 # packaging tests run it; `{ unitFile = FILE; }` compares another unit file.
+#
+# `flake` checks flake.nix's wiring the same way, its outputs called with a stand-in
+# for nixpkgs whose callPackage records what it was given: packages and checks call
+# nix/package.nix with the flake's tree, overlays.default makes pkgs.nixcfs with the
+# final package set's callPackage, and nixosModules.default is the module with the
+# flake's package as its default (which a host's own setting overrides).
 { unitFile ? ./nixcfs.service.in }:
 
 let
@@ -129,10 +135,73 @@ let
     extraArgs = [ "--layout=old" "100%" ];
   }).systemd.services.nixcfs.serviceConfig.ExecStart;
   customWanted = ''@prefix@/bin/nixcfs mount --mkdir --log-level=debug --allow-other --layout=old "100%%" "/srv/my containers"'';
+
+  # flake.nix's outputs, with a stand-in for nixpkgs: for each system a package set
+  # whose callPackage returns a derivation-like record of its call.
+  flakeOutputs = (import ../flake.nix).outputs;
+  standInPkgs = system: standInSet "nixcfs-${system}" system;
+  standInSet = tag: system: {
+    stdenv.hostPlatform.system = system;
+    callPackage = fn: args: {
+      type = "derivation";
+      name = "nixcfs";
+      outPath = "/nix/store/22222222222222222222222222222222-${tag}";
+      calledWith = { inherit fn args; };
+    };
+  };
+  standInNixpkgs = {
+    lib.genAttrs = names: f: builtins.listToAttrs (map (name: { inherit name; value = f name; }) names);
+    legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] standInPkgs;
+  };
+  # As Nix makes a flake's self: its outputs, its tree and what git says of it.
+  self = flakeOutputs { inherit self; nixpkgs = standInNixpkgs; } // {
+    outPath = toString ../.;
+    lastModifiedDate = "20260101000000";
+    rev = "0123456789abcdef0123456789abcdef01234567";
+  };
+  # A call of nix/package.nix with the flake's tree, version and commit.
+  packageCall = drv: {
+    isPackageNix = drv.calledWith.fn == ../nix/package.nix;
+    src = toString drv.calledWith.args.src.outPath;
+    inherit (drv.calledWith.args) version commit;
+  };
+  wantedCall = { isPackageNix = true; src = toString ../.; version = "0-unstable-20260101000000"; commit = self.rev; };
+  overlayResult = self.overlays.default (standInSet "final" "aarch64-linux") (standInSet "prev" "aarch64-linux");
+  evalFlakeModule = settings: (lib.evalModules {
+    modules = [ self.nixosModules.default standIn { services.nixcfs = { enable = true; } // settings; } ];
+    specialArgs.pkgs = standInPkgs "x86_64-linux" // { inherit systemd; };
+  }).config;
+  flakeModule = evalFlakeModule { };
+  ownPackage = evalFlakeModule { package = nixcfs; };
+  flakePackage = self.packages.x86_64-linux.default;
+  flake = rec {
+    # Each system's package is built by that system's package set.
+    packages = lib.mapAttrs
+      (system: p: packageCall p.default // { forSystem = p.default.outPath == ((standInPkgs system).callPackage null { }).outPath; })
+      self.packages;
+    sameNamed = self.packages.x86_64-linux.nixcfs.outPath == flakePackage.outPath;
+    checks = lib.mapAttrs (_: c: c.package.outPath) self.checks;
+    overlay = packageCall overlayResult.nixcfs // {
+      byFinal = overlayResult.nixcfs.outPath == "/nix/store/22222222222222222222222222222222-final";
+    };
+    module = {
+      execStart = flakeModule.systemd.services.nixcfs.serviceConfig.ExecStart;
+      systemPackages = map (p: p.outPath) flakeModule.environment.systemPackages;
+      ownExecStart = ownPackage.systemd.services.nixcfs.serviceConfig.ExecStart;
+    };
+    equal = lib.all (c: c == wantedCall // { forSystem = true; }) (builtins.attrValues packages)
+      && builtins.attrNames packages == [ "aarch64-linux" "x86_64-linux" ]
+      && sameNamed
+      && checks == lib.mapAttrs (_: p: p.default.outPath) self.packages
+      && removeAttrs overlay [ "byFinal" ] == wantedCall && overlay.byFinal
+      && module.execStart == "${flakePackage.outPath}/bin/nixcfs mount --mkdir --log-level=info /mnt/nixc"
+      && module.systemPackages == [ flakePackage.outPath ]
+      && module.ownExecStart == "@prefix@/bin/nixcfs mount --mkdir --log-level=info /mnt/nixc";
+  };
 in
 {
   equal = onlyInModule == [ ] && onlyInFile == [ ];
-  inherit onlyInModule onlyInFile text;
+  inherit onlyInModule onlyInFile text flake;
   path = lib.filter nixosOnly fromModule;
   systemPackages = map (p: p.outPath) (evalWith { }).environment.systemPackages;
   execStart = { got = custom; want = customWanted; equal = custom == customWanted; };

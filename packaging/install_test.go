@@ -12,9 +12,10 @@ import (
 )
 
 // make install on a systemd host, inside the test host: the files land in /usr/local,
-// the unit verifies, and once enabled it comes up with multi-user.target as at boot:
-// the mount is there and a container with AUTO_START=1 runs. Stopping the unit
-// unmounts; make uninstall disables it and removes every file.
+// the unit verifies with the man pages it names installed, and once enabled it comes
+// up with multi-user.target as at boot: the mount is there and a container with
+// AUTO_START=1 runs. Stopping the unit unmounts and leaves the container running;
+// make uninstall disables it and removes every file.
 func TestInstallOnSystemdHost(t *testing.T) {
 	p := testhost.Require(t)
 	const mnt = "/mnt/nixc"
@@ -53,9 +54,18 @@ func TestInstallOnSystemdHost(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// systemd-analyze verify runs `man` for each man: page of the unit's Documentation=.
+	// The test host's /etc is empty, and man-db stops without a manpath.config: an
+	// empty one, and MANPATH the directory make install put them in.
+	if _, err := os.Stat("/etc/manpath.config"); os.IsNotExist(err) {
+		os.WriteFile("/etc/manpath.config", nil, 0o644)
+		t.Cleanup(func() { os.Remove("/etc/manpath.config") })
+	}
 	unit := "/usr/local/lib/systemd/system/nixcfs.service"
-	if out, err := exec.Command("systemd-analyze", "verify", "--man=no", unit).CombinedOutput(); err != nil || len(out) > 0 {
-		t.Errorf("systemd-analyze verify %s: %v\n%s", unit, err, out)
+	verify := exec.Command("systemd-analyze", "verify", unit)
+	verify.Env = append(os.Environ(), "MANPATH=/usr/local/share/man")
+	if out, err := verify.CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("systemd-analyze verify %s (with its man pages): %v\n%s", unit, err, out)
 	}
 
 	bin := "/usr/local/bin/nixcfs"
@@ -89,6 +99,13 @@ func TestInstallOnSystemdHost(t *testing.T) {
 	run(t, nil, "systemctl", "stop", "nixcfs.service")
 	if mountedAt(t, mnt) {
 		t.Errorf("%s is still mounted after systemctl stop nixcfs", mnt)
+	}
+	// The containers are units of their own: they go on without the mount.
+	if got := run(t, guestEnv, bin, "status", "inst1"); got != "up\n" {
+		t.Errorf("nixcfs status inst1 after systemctl stop nixcfs: %q, want up", got)
+	}
+	if out, err := exec.Command("systemctl", "is-active", "container@inst1.service").Output(); string(out) != "active\n" {
+		t.Errorf("container@inst1.service after systemctl stop nixcfs: %q, %v", out, err)
 	}
 	run(t, guestEnv, bin, "stop", "inst1")
 	run(t, guestEnv, bin, "destroy", "inst1")

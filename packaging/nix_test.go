@@ -1,6 +1,7 @@
 package packaging
 
 import (
+	"bytes"
 	"encoding/json"
 	"io/fs"
 	"os"
@@ -54,15 +55,23 @@ type moduleCheck struct {
 	Disabled map[string]any `json:"disabled"`
 }
 
+// checkModule evaluates check-module.nix but its flake part, which checkFlake does.
 func checkModule(t *testing.T, args string) moduleCheck {
 	t.Helper()
-	needTool(t, "nix-instantiate")
-	out := run(t, nil, "nix-instantiate", "--eval", "--strict", "--json", "-E", "import ./packaging/check-module.nix { "+args+" }")
 	var c moduleCheck
-	if err := json.Unmarshal([]byte(out), &c); err != nil {
-		t.Fatalf("check-module.nix: %v\n%s", err, out)
-	}
+	evalJSON(t, `removeAttrs (import ./packaging/check-module.nix { `+args+` }) [ "flake" ]`, &c)
 	return c
+}
+
+// evalJSON evaluates a Nix expression in the repository into v.
+func evalJSON(t *testing.T, expr string, v any) []byte {
+	t.Helper()
+	needTool(t, "nix-instantiate")
+	out := run(t, nil, "nix-instantiate", "--eval", "--strict", "--json", "-E", expr)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("%s: %v\n%s", expr, err, out)
+	}
+	return []byte(out)
 }
 
 // The NixOS module's nixcfs.service has the settings of the unit file make install
@@ -89,6 +98,22 @@ func TestModuleUnitIsUnitFile(t *testing.T) {
 		if !strings.Contains(c.Text, want) {
 			t.Errorf("the module's unit text lacks %q:\n%s", want, c.Text)
 		}
+	}
+}
+
+// flake.nix's outputs, called with a stand-in for nixpkgs: packages and checks are
+// nix/package.nix built from the flake's tree with its date and commit, the overlay
+// builds pkgs.nixcfs with the final package set, and nixosModules.default is the module
+// with the flake's package as a default a host's own setting overrides.
+func TestFlakeWiring(t *testing.T) {
+	var f struct {
+		Equal bool `json:"equal"`
+	}
+	out := evalJSON(t, "(import ./packaging/check-module.nix { }).flake", &f)
+	if !f.Equal {
+		var pretty bytes.Buffer
+		json.Indent(&pretty, out, "", "  ")
+		t.Errorf("flake.nix's wiring is not as check-module.nix expects:\n%s", pretty.String())
 	}
 }
 

@@ -214,10 +214,48 @@ func TestPrereqs(t *testing.T) {
 		t.Errorf("old go: exit %d\n%s", code, out)
 	}
 
-	// make stops at the check, before doing anything else.
-	cmd := exec.Command("make", "--no-print-directory", "-C", repo, "prereqs-test", "GO=/nonexistent/go")
-	cmd.Env = cleanEnv()
+	// What nixcfs.service runs, missing: one line for Nix, one for systemd-nspawn.
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare := t.TempDir() // a PATH with what the script itself uses, and nothing else
+	for _, tool := range []string{"dirname", "cat"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Symlink(p, filepath.Join(bare, tool))
+	}
+	cmd := exec.Command(bash, script, "install", "runtime")
+	cmd.Env = []string{"PATH=" + bare}
 	got, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !regexp.MustCompile("^"+
+		`make install: needs nix-build nix-env to build the containers' systems: install Nix \(Debian's nix-bin, .*\)\n`+
+		`make install: needs systemd-nspawn to run the containers: install systemd-container\n$`).Match(got) {
+		t.Errorf("no nix-build, nix-env, systemd-nspawn: exit %d, %v\n%s", code, err, got)
+	}
+
+	// make install checks before it builds: as another user it stops at root, and
+	// nothing is built.
+	build := filepath.Join(dir, "build") // in the copy other users may read: nobody may write it
+	os.Mkdir(build, 0o777)
+	os.Chmod(build, 0o777)
+	cmd = exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+		"make", "--no-print-directory", "-C", repo, "install", "BUILD="+build)
+	cmd.Env = cleanEnv()
+	got, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(got), "make install: needs root") || strings.Contains(string(got), " build ") {
+		t.Errorf("make install as another user: %v\n%s", err, got)
+	}
+	if entries, _ := os.ReadDir(build); len(entries) > 0 {
+		t.Errorf("make install as another user built %v before it stopped", entries)
+	}
+
+	// make stops at the check, before doing anything else.
+	cmd = exec.Command("make", "--no-print-directory", "-C", repo, "prereqs-test", "GO=/nonexistent/go")
+	cmd.Env = cleanEnv()
+	got, err = cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(got), "make test: needs Go") {
 		t.Errorf("make prereqs-test with no Go: %v\n%s", err, got)
 	}

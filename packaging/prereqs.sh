@@ -9,6 +9,7 @@
 #   testhost systemd as PID 1, or systemd-nspawn to boot the test host, or apt-get
 #            for `make deps` to install it
 #   apt      apt-get, for `make deps`
+#   runtime  what nixcfs.service runs: nix-build and nix-env, systemd-nspawn
 set -u
 target=$1
 shift
@@ -50,6 +51,16 @@ for need in "$@"; do
 	testhost)
 		[ "$pid1" = systemd ] || command -v systemd-nspawn >/dev/null || command -v apt-get >/dev/null ||
 			say "needs systemd: PID 1 here is $pid1, and there is no systemd-nspawn (package systemd-container) to boot the test host"
+		;;
+	runtime)
+		nix_missing=
+		for tool in nix-build nix-env; do
+			command -v "$tool" >/dev/null || nix_missing="$nix_missing $tool"
+		done
+		[ -z "$nix_missing" ] ||
+			say "needs${nix_missing} to build the containers' systems: install Nix (Debian's nix-bin, or from https://nixos.org/download)"
+		command -v systemd-nspawn >/dev/null ||
+			say "needs systemd-nspawn to run the containers: install systemd-container"
 		;;
 	apt)
 		command -v apt-get >/dev/null || say "needs apt-get (Debian or Ubuntu) to install: $DEB_PACKAGES; elsewhere install them yourself"
