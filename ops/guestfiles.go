@@ -67,8 +67,19 @@ func (l Layout) writeConfig(name string, text []byte) error {
 	})
 }
 
-// HostKey returns the container's SSH host key (nixos-container show-host-key): the
-// ed25519 key, else the ECDSA one. A key that is there but refused (a symlink leading
+// HostKey returns the container's SSH host key (nixos-container show-host-key), as
+// Layout.HostKey reads it. A refusal (a key the guest linked out of the tree, made a
+// FIFO or grew past maxSmallFile) is noted in its status, naming the file; no key at
+// all is os.ErrNotExist, and no failure.
+func (m *Manager) HostKey(name string) ([]byte, error) {
+	if _, err := m.reg.lookup(name); err != nil {
+		return nil, err
+	}
+	key, err := m.l.HostKey(name)
+	return key, m.notedUnlessMissing(name, err)
+}
+
+// HostKey returns the container's SSH host key: the ed25519 key, else the ECDSA one. A key that is there but refused (a symlink leading
 // out of the tree, a FIFO, too large) is that error, unless the other key is readable:
 // an error only of the last key tried would hide it behind "no such file".
 func (l Layout) HostKey(name string) ([]byte, error) {

@@ -94,13 +94,18 @@ func TestCrashes(t *testing.T) {
 	}
 }
 
+// updatePoints are the points an update meets, each after its new text is written:
+// queueConfig writes configuration.nix, then meets ConfigWritten, then queues the
+// build, whose points follow (ops/config.go, ops/builds.go, ops/nix.go).
+var updatePoints = []string{crash.ConfigWritten, crash.BuildRunning, crash.BuildProfile, crash.BuildDone}
+
 func crashCases() []crashCase {
 	var cases []crashCase
 	for _, via := range []string{"mount", "cli"} {
 		for _, p := range []string{crash.CreateReserved, crash.CreateFiles, crash.CreateConf, crash.BuildRunning, crash.BuildProfile, crash.BuildDone} {
 			cases = append(cases, crashCase{point: p, via: via, act: actCreate, check: checkCreate})
 		}
-		for _, p := range []string{crash.ConfigWritten, crash.BuildRunning, crash.BuildProfile, crash.BuildDone} {
+		for _, p := range updatePoints {
 			cases = append(cases, crashCase{point: p, via: via, setup: setupStopped, act: actUpdate, check: checkUpdate})
 		}
 		cases = append(cases,
@@ -215,35 +220,39 @@ func setupRunning(h *crashHarness) {
 // --- the checks, on a fresh mount ---
 
 // checkCreate: the container is gone with every file, or whole with a build that is
-// over (built, or failed with a reason), and rmdir clears it.
+// over (built, or failed with a reason) and no out-link of the dead build, and rmdir
+// clears it.
 func checkCreate(h *crashHarness) {
 	if !h.exists() {
 		h.noFilesLeft()
 		return
 	}
 	h.buildOver()
+	h.noDeadOutLinks()
 	if err := os.Remove(filepath.Join(h.mnt, h.target)); err != nil {
 		h.t.Errorf("rmdir of the container a crash left: %v", err)
 	}
 	h.noFilesLeft()
 }
 
-// checkUpdate: configuration.nix is one text or the other, whole, and the build is
-// over: the new text's system is the profile's next generation, or the status says
-// its build failed, and why.
+// checkUpdate: every point of an update comes after its new text was written
+// (updatePoints), so configuration.nix is that text, B, whole; the build is over: B's
+// system is the profile's next generation, or the status says its build failed, and
+// why; and no out-link of the dead build holds a system nothing records.
 func checkUpdate(h *crashHarness) {
 	text, err := os.ReadFile(filepath.Join(h.mnt, h.target, "config.nix"))
 	if err != nil {
 		h.t.Fatalf("config.nix: %v", err)
 	}
-	if s := string(text); s != h.textA && s != h.textB {
-		h.t.Errorf("config.nix is neither text:\n%s", text)
+	if string(text) != h.textB {
+		h.t.Errorf("config.nix is not the text written before the crash:\n%s", text)
 	}
 	h.buildOver()
 	status, _ := os.ReadFile(filepath.Join(h.mnt, h.target, "status"))
-	if string(text) == h.textB && bytes.Contains(status, []byte("\ngeneration 1\n")) && !bytes.Contains(status, []byte("\nconfig failed\n")) {
+	if bytes.Contains(status, []byte("\ngeneration 1\n")) && !bytes.Contains(status, []byte("\nconfig failed\n")) {
 		h.t.Errorf("the new text was never built, yet the status does not say so:\n%s", status)
 	}
+	h.noDeadOutLinks()
 }
 
 // checkSwitch: a switch back to generation 1 wrote its text, A; the profile is at 1
@@ -273,12 +282,14 @@ func checkSettled(h *crashHarness) {
 	}
 }
 
-// checkGone: a destroy that a crash cut off is finished by the next start.
+// checkGone: a destroy that a crash cut off is finished by the next start, down to
+// the root tree it had moved aside.
 func checkGone(h *crashHarness) {
 	if h.exists() {
 		h.t.Errorf("a destroy cut off left %s listed", h.target)
 	}
 	h.noFilesLeft()
+	h.waitNoTrash()
 }
 
 // checkAddress: the conf file holds the old address or the new one, whole.
@@ -305,6 +316,39 @@ func (h *crashHarness) noFilesLeft() {
 		h.l.GCRootPath(h.target), h.l.DataPath(h.target)} {
 		if _, err := os.Lstat(p); err == nil {
 			h.t.Errorf("left behind: %s", p)
+		}
+	}
+}
+
+// Names nixcfs gives what it leaves beside a container's files for a while: a root
+// tree moved aside to be deleted in the background, in the state directory; a build's
+// out-link, named after the builder's PID, in the container's gc roots.
+const (
+	trashPrefix   = ".nixcfs-trash-"
+	outLinkPrefix = ".nixcfs-build-"
+)
+
+// waitNoTrash waits until no root tree moved aside is left in the state directory: a
+// mount deletes those an earlier run left (EmptyTrash), in the background.
+func (h *crashHarness) waitNoTrash() {
+	var left []string
+	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if left, _ = filepath.Glob(filepath.Join(h.l.StateDir, trashPrefix+"*")); len(left) == 0 {
+			return
+		}
+	}
+	h.t.Errorf("root trees moved aside, still not deleted after 60s (EmptyTrash): %v", left)
+}
+
+// noDeadOutLinks: the target's gc roots hold no out-link of a build whose process is
+// gone (a start sweeps them): each would keep a system in the store that no profile
+// records.
+func (h *crashHarness) noDeadOutLinks() {
+	links, _ := filepath.Glob(filepath.Join(h.l.GCRootPath(h.target), outLinkPrefix+"*"))
+	for _, link := range links {
+		pid := strings.TrimPrefix(filepath.Base(link), outLinkPrefix)
+		if _, err := os.Stat("/proc/" + pid); err != nil {
+			h.t.Errorf("the out-link of a build whose process (%s) is gone is left: %s", pid, link)
 		}
 	}
 }

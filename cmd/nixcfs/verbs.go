@@ -285,7 +285,7 @@ func showIPCmd() *cobra.Command {
 
 func showHostKeyCmd() *cobra.Command {
 	return sessionVerb("show-host-key", "NAME", "print the container's SSH host key", existingName, nil, func(c *cobra.Command, s *session) int {
-		key, err := s.m.Layout().HostKey(s.name)
+		key, err := s.m.HostKey(s.name)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return 1 // as nixos-container: no key, no message

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -148,4 +149,35 @@ func TestDialUnixAcrossMount(t *testing.T) {
 	listen(t, filepath.Join(root, initSocket), "guest")
 	conn, err := DialUnix(context.Background(), root, initSocket)
 	wantAnswer(t, conn, err, "hello from guest")
+}
+
+// With a proc mounted in the tree, as in a running container's, the socket's name a
+// relative symlink into a magic link (proc/self/root/HOST...): refused, and the
+// host's socket takes no connection.
+func TestDialUnixMagicLink(t *testing.T) {
+	privateMountNamespace(t)
+	_, root, host := hostTree(t)
+	procInTree(t, root)
+	hostSocket := filepath.Join(host, "daemon.sock")
+	_, accepted := listen(t, hostSocket, "host")
+	for i, target := range []string{"../../proc/self/root" + hostSocket, "../../proc/thread-self/root" + hostSocket} {
+		link := filepath.Join(root, initSocket)
+		os.Remove(link)
+		symlink(t, target, link)
+		// The naive way reaches it: the test is set up right.
+		c, err := net.Dial("unix", link)
+		wantAnswer(t, c, err, "hello from host")
+		_, err = DialUnix(context.Background(), root, initSocket)
+		wantErr(t, err, ErrEscape, "run/nixcfs/init.sock")
+		if !strings.Contains(err.Error(), "magic link") {
+			t.Errorf("%s: error %q does not say it is a magic link", target, err)
+		}
+		// A connection after DialUnix's is accepted after it: once it is counted, a
+		// connection of DialUnix's would have been too.
+		c, err = net.Dial("unix", hostSocket)
+		wantAnswer(t, c, err, "hello from host")
+		if n := accepted.Load(); n != int32(2*(i+1)) {
+			t.Errorf("%s: the host's socket took %d connections, want only the test's own %d", target, n, 2*(i+1))
+		}
+	}
 }

@@ -3,6 +3,7 @@ package guestroot
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -121,4 +122,49 @@ func mount(t *testing.T, src, dst, fstype string) {
 		t.Fatalf("mount %s on %s: %v", src, dst, err)
 	}
 	t.Cleanup(func() { unix.Unmount(dst, unix.MNT_DETACH) })
+}
+
+// procInTree mounts a proc at the tree's proc/, as a running container's root reached
+// through /proc/PID/root has one: its magic links (proc/self/root, proc/self/fd/N)
+// lead anywhere on the host. Call privateMountNamespace first.
+func procInTree(t *testing.T, root string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(root, "proc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mount(t, "proc", filepath.Join(root, "proc"), "proc")
+}
+
+// snapshot describes every entry under dir (type, mode, size, link target) and each
+// file's content, for a check that nothing there changed.
+func snapshot(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %v %d", p, fi.Mode(), fi.Size())
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			fmt.Fprintf(&b, " -> %s", target)
+		case fi.Mode().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(&b, " %q", data)
+		}
+		b.WriteByte('\n')
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }

@@ -1,11 +1,16 @@
 package guestroot
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestWriteFile(t *testing.T) {
@@ -210,5 +215,90 @@ func TestMkdirAll(t *testing.T) {
 	wantErr(t, r.MkdirAll("../outside", 0o755), ErrEscape, "../outside")
 	if _, err := os.Lstat(filepath.Join(root, "../outside")); err == nil {
 		t.Error("made a directory beside the tree")
+	}
+}
+
+// A running container's proc is mounted in its tree: a relative symlink that stays
+// inside until it meets a magic link there (proc/self/root, proc/self/fd/N of a host
+// directory the process holds open) would lead to the host. Writes and directories
+// through one are refused, and nothing is made on the host. (No subtests: they would
+// run on other threads, outside this one's mount namespace.)
+func TestWritesThroughMagicLinks(t *testing.T) {
+	privateMountNamespace(t)
+	r, root, host := hostTree(t)
+	procInTree(t, root)
+	write(t, filepath.Join(host, "nixos/configuration.nix"), "host's own\n")
+	hostDir, err := os.Open(filepath.Join(host, "nixos"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostDir.Close()
+	before := snapshot(t, host)
+	for _, target := range []string{
+		"../proc/self/root" + filepath.Join(host, "nixos"),
+		"../proc/thread-self/root" + filepath.Join(host, "nixos"),
+		fmt.Sprintf("../proc/self/fd/%d", hostDir.Fd()),
+	} {
+		link := filepath.Join(root, "etc/nixos")
+		os.Remove(link)
+		symlink(t, target, link)
+		// The naive way reaches the host: the test is set up right.
+		if data, err := os.ReadFile(filepath.Join(root, conf)); err != nil || string(data) != "host's own\n" {
+			t.Fatalf("%s: the plant does not lead to the host's file: %q, %v", target, data, err)
+		}
+		for _, tc := range []struct {
+			what, name string
+			err        error
+		}{
+			{"WriteFile", conf, r.WriteFile(conf, []byte("pwned\n"), 0o644)},
+			{"MkdirAll below the link", "etc/nixos/sub", r.MkdirAll("etc/nixos/sub", 0o755)},
+			{"MkdirAll of the link", "etc/nixos", r.MkdirAll("etc/nixos", 0o755)},
+			{"CreateIfMissing", "etc/nixos/new", func() error {
+				_, err := r.CreateIfMissing("etc/nixos/new", []byte("pwned\n"), 0o644)
+				return err
+			}()},
+		} {
+			wantErr(t, tc.err, ErrEscape, tc.name)
+			if !strings.Contains(tc.err.Error(), "magic link") {
+				t.Errorf("%s through %s: error %q does not say it is a magic link", tc.what, target, tc.err)
+			}
+		}
+		if after := snapshot(t, host); after != before {
+			t.Errorf("%s: the host's directory changed:\n%s\nwas:\n%s", target, after, before)
+		}
+	}
+}
+
+// A write onto a full filesystem fails with ENOSPC, naming the file, and leaves the
+// old content and no temp file; the space the temp file took is given back.
+func TestWriteFileNoSpace(t *testing.T) {
+	privateMountNamespace(t)
+	r, root, _ := hostTree(t)
+	dir := filepath.Join(root, "etc/nixos")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
+		t.Fatalf("mount a 64 KiB tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	if err := r.WriteFile(conf, []byte("{ }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("x"), 128<<10)
+	err := r.WriteFile(conf, big, 0o644)
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("a 128 KiB write onto a 64 KiB tmpfs: %v, want ENOSPC", err)
+	}
+	wantErr(t, err, syscall.ENOSPC, conf)
+	wantContent(t, filepath.Join(root, conf), "{ }\n")
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("temp files left behind: %v", entries)
+	}
+	// Freed: a write that fits after the old file does.
+	fits := bytes.Repeat([]byte("y"), 32<<10)
+	if err := r.WriteFile(conf, fits, 0o644); err != nil {
+		t.Errorf("a 32 KiB write after the failed one: %v", err)
 	}
 }

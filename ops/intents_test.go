@@ -1,0 +1,87 @@
+package ops
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// What crashed processes leave beside the containers' files, a Manager's start sweeps
+// (recover, then EmptyTrash as the mount calls it): a temp file of an atomic write into
+// the conf directory over a minute old, the out-link of a build whose process is gone,
+// a root tree moved aside to be deleted. A fresh temp file (another process's write in
+// progress), the out-link of a live build, and everything else stay; the trash is
+// deleted without following its links to the host.
+func TestStartupSweeps(t *testing.T) {
+	base := t.TempDir()
+	l := Layout{ConfDir: filepath.Join(base, "conf"), StateDir: filepath.Join(base, "state"),
+		GCRootDir: filepath.Join(base, "gcroots"), DataDir: filepath.Join(base, "data")}
+	for _, d := range []string{l.ConfDir, l.StateDir, l.GCRootPath("sw"), l.DataDir, filepath.Join(base, "host")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := func(path, content string, age time.Duration) string {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		then := time.Now().Add(-age)
+		if err := os.Chtimes(path, then, then); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	link := func(target, path string) string {
+		t.Helper()
+		if err := os.Symlink(target, path); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	// A PID that was a process and is no more. (Reused by another process within this
+	// test, it would keep its out-link: the test would fail, never pass wrongly.)
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	hostData := file(filepath.Join(base, "host", "data"), "the host's own\n", 0)
+
+	oldTemp := file(filepath.Join(l.ConfDir, ".sw.conf.tmp123456"), "PRIVATE_NETWORK=1\n", 2*time.Minute)
+	freshTemp := file(filepath.Join(l.ConfDir, ".sw.conf.tmp654321"), "PRIVATE_NETWORK=1\n", 0)
+	oldConf := file(l.ConfPath("sw"), "PRIVATE_NETWORK=1\n", 2*time.Minute)
+	system := "/nix/store/00000000000000000000000000000000-nixos-system-sw"
+	deadLink := link(system, filepath.Join(l.GCRootPath("sw"), fmt.Sprintf("%s%d", outLinkPrefix, gone.Process.Pid)))
+	liveLink := link(system, filepath.Join(l.GCRootPath("sw"), fmt.Sprintf("%s%d", outLinkPrefix, os.Getpid())))
+	otherRoot := link(system, filepath.Join(l.GCRootPath("sw"), "result"))
+	trash := filepath.Join(l.StateDir, trashPrefix+"123456")
+	file(filepath.Join(trash, "sw", "etc", "nixos", "configuration.nix"), "{ }\n", 0)
+	link(filepath.Join(base, "host"), filepath.Join(trash, "sw", "hostdir"))
+	link(hostData, filepath.Join(trash, "sw", "etc", "hostfile"))
+	liveTree := file(filepath.Join(l.RootPath("sw"), "etc", "nixos", "configuration.nix"), "{ }\n", 0)
+
+	m := bareManager(l)
+	m.recover(context.Background())
+	m.EmptyTrash()
+
+	for _, p := range []string{oldTemp, deadLink, trash} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("left behind: %s", p)
+		}
+	}
+	for _, p := range []string{freshTemp, oldConf, liveLink, otherRoot, liveTree} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("swept away: %v", err)
+		}
+	}
+	if data, err := os.ReadFile(hostData); err != nil || string(data) != "the host's own\n" {
+		t.Errorf("the host's file a link in the trash pointed at: %q, %v", data, err)
+	}
+}
