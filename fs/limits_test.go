@@ -1,6 +1,8 @@
 package fs
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -54,4 +56,37 @@ func TestStatsFile(t *testing.T) {
 	cp := t.TempDir() + "/stats.copy"
 	mustSh(t, mnt, `python3 -c 'import shutil, sys; shutil.copy(sys.argv[1], sys.argv[2])' $MNT/web/stats `+cp+` && cmp `+cp+` $MNT/web/stats`)
 	failSh(t, mnt, `echo 0 > $MNT/web/stats`, "Permission denied")
+}
+
+// Every refusal by a limit file is EINVAL with an error line in status that names the
+// file and the value, and changes no limit: what is not one value, a truncation, and
+// a value out of its syntax. A marker error before each case keeps one that writes no
+// line from passing on the line of the case before.
+func TestLimitFilesRefusalsNamed(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("web", &fakeContainer{}, false)
+	all := `cat $MNT/web/memory.max $MNT/web/cpu.max $MNT/web/pids.max $MNT/web/cpu.weight $MNT/web/io.weight`
+	mustSh(t, mnt, `echo 1G > $MNT/web/memory.max && echo 200 > $MNT/web/cpu.weight`)
+	before := mustSh(t, mnt, all)
+	for _, file := range []string{"memory.max", "cpu.max", "pids.max", "cpu.weight", "io.weight"} {
+		for _, tc := range []struct{ write, want string }{
+			{`truncate -s 3 $F`, file + `: "" refused: truncation to 3 bytes`},
+			{`echo > $F`, file + `: "\n" refused: a file takes one value per write`},
+			{`/usr/bin/printf '20\n30\n' > $F`, file + `: "20\n30\n" refused: a file takes one value per write`},
+			{`/usr/bin/printf '20\n\n' > $F`, file + `: "20\n\n" refused: a file takes one value per write`},
+			{`echo 0 > $F`, file + ` "0": `},
+			{`echo ２０ > $F`, file + ` "２０": `},
+			{`printf '20\0' > $F`, file + ` "20\x00": `},
+		} {
+			marker := fmt.Sprintf("marker-%s-%q", file, tc.write)
+			f.NoteError("web", errors.New(marker))
+			failSh(t, mnt, "F=$MNT/web/"+file+"; "+tc.write, "Invalid argument")
+			if st, _ := f.Status("web"); !strings.Contains(st.Error, tc.want) {
+				t.Errorf("%s: %s: status error %q, want %q", file, tc.write, st.Error, tc.want)
+			}
+		}
+	}
+	if after := mustSh(t, mnt, all); after != before {
+		t.Errorf("refused writes changed the limits:\n%s\nwere\n%s", after, before)
+	}
 }
