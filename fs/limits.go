@@ -39,8 +39,11 @@ func limitNode(key string) func(c *containerRef) gofs.InodeEmbedder {
 
 var _ = (gofs.NodeWriter)((*limitFile)(nil))
 
-// Write sets the limit; the offset is ignored (>> writes at the cached size).
+// Write sets the limit.
 func (n *limitFile) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	if errno := n.writableAt(f, data, off); errno != 0 {
+		return 0, errno
+	}
 	v, ok := writtenValue(data)
 	if !ok {
 		return 0, n.c.refuse(n.name, data, notOneValue)
@@ -51,5 +54,5 @@ func (n *limitFile) Write(ctx context.Context, f gofs.FileHandle, data []byte, o
 	if err != nil {
 		return 0, errnoOf(err)
 	}
-	return uint32(len(data)), 0
+	return n.wrote(f, off, len(data))
 }
