@@ -37,6 +37,9 @@ func newAddressFile(c *containerRef, host bool) *addressFile {
 var _ = (gofs.NodeWriter)((*addressFile)(nil))
 
 func (n *addressFile) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	if errno := n.writableAt(f, data, off); errno != 0 {
+		return 0, errno
+	}
 	addr, ok := writtenValue(data)
 	if !ok {
 		return 0, n.c.refuse(n.name, data, notOneValue)
@@ -57,5 +60,5 @@ func (n *addressFile) Write(ctx context.Context, f gofs.FileHandle, data []byte,
 	if err != nil {
 		return 0, errnoOf(err)
 	}
-	return uint32(len(data)), 0
+	return n.wrote(f, off, len(data))
 }

@@ -26,6 +26,9 @@ func newAutostartFile(c *containerRef) *autostartFile {
 var _ = (gofs.NodeWriter)((*autostartFile)(nil))
 
 func (n *autostartFile) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	if errno := n.writableAt(f, data, off); errno != 0 {
+		return 0, errno
+	}
 	v, ok := writtenValue(data)
 	if !ok || v != "0" && v != "1" {
 		return 0, n.c.refuse(n.name, data, "autostart is 0 or 1")
@@ -34,5 +37,5 @@ func (n *autostartFile) Write(ctx context.Context, f gofs.FileHandle, data []byt
 	if err != nil {
 		return 0, errnoOf(err)
 	}
-	return uint32(len(data)), 0
+	return n.wrote(f, off, len(data))
 }

@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -217,5 +218,41 @@ os.kill(os.getpid(), getattr(signal, sys.argv[2]))`
 	}
 	if n := f.commitCount(); n != 1 {
 		t.Errorf("%d commits after a writer that closed, want 1", n)
+	}
+}
+
+// A writer whose write failed commits nothing when it closes (h.failed): neither
+// `head -c 17M /dev/zero > config.nix`, whose first 16 MiB were taken before a write
+// failed with EFBIG, nor a writer that wrote a whole valid text and then a write past
+// 16 MiB. The previous text stays, and status says why.
+func TestConfigFailedWriteCommitsNothing(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("web", &fakeContainer{}, false)
+	old := ops.DefaultConfig("web", "")
+	validPrefix := `python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)
+os.write(fd, b"{ boot.isContainer = true; }\n")
+try:
+    os.pwrite(fd, b"x", 17 << 20)
+except OSError as e:
+    print("pwrite:", e.strerror)
+os.close(fd)' $MNT/web/config.nix`
+	for _, tc := range []struct{ writer, want string }{
+		{`head -c 17M /dev/zero > $MNT/web/config.nix`, "File too large"},
+		{validPrefix, "pwrite: File too large"},
+	} {
+		f.NoteError("web", errors.New("marker"))
+		if out, ok := sh(t, mnt, tc.writer); ok || !strings.Contains(out, tc.want) {
+			t.Errorf("%s: exit 0 is %v, output %q; want a failure, %q", tc.writer, ok, out, tc.want)
+		}
+		if n := f.commitCount(); n != 0 {
+			t.Errorf("%s: %d commits", tc.writer, n)
+		}
+		if got := mustSh(t, mnt, `cat $MNT/web/config.nix`); got != old {
+			t.Errorf("%s: config.nix is now\n%.200q\nwant the previous text", tc.writer, got)
+		}
+		if st, _ := f.Status("web"); !strings.Contains(st.Error, "config.nix: a write past 16 MiB was refused") {
+			t.Errorf("%s: status error %q", tc.writer, st.Error)
+		}
 	}
 }

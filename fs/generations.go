@@ -31,6 +31,9 @@ func newGenerationFile(c *containerRef) *generationFile {
 var _ = (gofs.NodeWriter)((*generationFile)(nil))
 
 func (n *generationFile) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	if errno := n.writableAt(f, data, off); errno != 0 {
+		return 0, errno
+	}
 	v, ok := writtenValue(data)
 	number, err := strconv.Atoi(v)
 	if !ok || err != nil || number < 1 {
@@ -40,7 +43,7 @@ func (n *generationFile) Write(ctx context.Context, f gofs.FileHandle, data []by
 	if err != nil {
 		return 0, errnoOf(err)
 	}
-	return uint32(len(data)), 0
+	return n.wrote(f, off, len(data))
 }
 
 // generationsDirName is the directory of the generations, which NAME/generations links

@@ -13,7 +13,8 @@ import (
 // holds now (bytes or "max"; "QUOTA PERIOD" or "max PERIOD" for cpu.max; a weight's
 // default, 100, when none is set). A written value is kept by systemd across restarts
 // and reboots and applies at once to a running container; a bad one is EINVAL and
-// changes nothing.
+// changes nothing, and the status's error line names the file and the value: here
+// what is no one value, ops what is out of the limit's syntax.
 type limitFile struct {
 	valueFile
 	key string
@@ -25,7 +26,7 @@ const systemdTimeout = 10 * time.Second
 
 func limitNode(key string) func(c *containerRef) gofs.InodeEmbedder {
 	return func(c *containerRef) gofs.InodeEmbedder {
-		n := &limitFile{valueFile: valueFile{c: c, mode: modeRW}, key: key}
+		n := &limitFile{valueFile: valueFile{c: c, name: key, mode: modeRW}, key: key}
 		n.value = func() (string, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), systemdTimeout)
 			defer cancel()
@@ -38,11 +39,14 @@ func limitNode(key string) func(c *containerRef) gofs.InodeEmbedder {
 
 var _ = (gofs.NodeWriter)((*limitFile)(nil))
 
-// Write sets the limit; the offset is ignored (>> writes at the cached size).
+// Write sets the limit.
 func (n *limitFile) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	if errno := n.writableAt(f, data, off); errno != 0 {
+		return 0, errno
+	}
 	v, ok := writtenValue(data)
 	if !ok {
-		return 0, syscall.EINVAL
+		return 0, n.c.refuse(n.name, data, notOneValue)
 	}
 	err := detached(ctx, func(ctx context.Context) error {
 		return n.c.b.SetLimits(ctx, n.c.name, map[string]string{n.key: v})
@@ -50,5 +54,5 @@ func (n *limitFile) Write(ctx context.Context, f gofs.FileHandle, data []byte, o
 	if err != nil {
 		return 0, errnoOf(err)
 	}
-	return uint32(len(data)), 0
+	return n.wrote(f, off, len(data))
 }

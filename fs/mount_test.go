@@ -27,6 +27,13 @@ func mountFake(t *testing.T) (*fakeBackend, string) {
 // wait on a node's state.
 func mountFakeRoot(t *testing.T) (*fakeBackend, string, *Root) {
 	t.Helper()
+	return mountFakeWith(t, Options{})
+}
+
+// mountFakeWith is mountFakeRoot with the mount's options (AllowOther); Log is the
+// test's own.
+func mountFakeWith(t *testing.T, o Options) (*fakeBackend, string, *Root) {
+	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skip("no /dev/fuse")
 	}
@@ -35,7 +42,7 @@ func mountFakeRoot(t *testing.T) (*fakeBackend, string, *Root) {
 	}
 	f := newFakeBackend(t)
 	mnt := t.TempDir()
-	o := Options{Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)}
+	o.Log = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
 	root := New(f, o)
 	srv, err := mountRoot(mnt, root, o)
 	if err != nil {

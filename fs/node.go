@@ -134,8 +134,15 @@ func entryOf(ctx context.Context, node gofs.InodeEmbedder, out *fuse.EntryOut) {
 }
 
 // textHandle is one open of a small dynamic file: its text as it was at open(2), so
-// that reads at rising offsets (cp, shutil.copy) see one consistent value.
-type textHandle struct{ text []byte }
+// that reads at rising offsets (cp, shutil.copy) see one consistent value. A writer's
+// handle also knows where its next value may be written (valueFile.writableAt).
+type textHandle struct {
+	text    []byte
+	appends bool // opened with O_APPEND: >> writes at the size the kernel knows
+
+	mu  sync.Mutex
+	end int64 // where the last value written through it ended
+}
 
 var _ = (gofs.FileReader)((*textHandle)(nil))
 
@@ -206,7 +213,38 @@ func (n *valueFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, ui
 	if err != nil {
 		return nil, 0, errnoOf(err)
 	}
-	return &textHandle{text: []byte(text)}, fuse.FOPEN_DIRECT_IO, 0
+	return &textHandle{text: []byte(text), appends: flags&syscall.O_APPEND != 0}, fuse.FOPEN_DIRECT_IO, 0
+}
+
+// writableAt refuses (EINVAL, the reason in status) a write of data at off through f
+// that is no whole value: a value is written from the start of the file, after the
+// value the same open wrote before (the offset where that one ended: exec 3>state;
+// echo start >&3; echo stop >&3), or with O_APPEND (>>, at the size the kernel knows).
+// Anything else (dd seek=N, a pwrite at the value's middle) would take a piece of a
+// value for the whole of it.
+func (n *valueFile) writableAt(f gofs.FileHandle, data []byte, off int64) syscall.Errno {
+	h, ok := f.(*textHandle)
+	if !ok || off == 0 || h.appends {
+		return 0
+	}
+	h.mu.Lock()
+	end := h.end
+	h.mu.Unlock()
+	if off == end {
+		return 0
+	}
+	return n.c.refuse(n.name, data, fmt.Sprintf("a write at offset %d: write a whole value, from the start of the file", off))
+}
+
+// wrote notes that a value was taken from a write of size bytes at off through f: the
+// writer's next value comes at the end of it.
+func (n *valueFile) wrote(f gofs.FileHandle, off int64, size int) (uint32, syscall.Errno) {
+	if h, ok := f.(*textHandle); ok {
+		h.mu.Lock()
+		h.end = off + int64(size)
+		h.mu.Unlock()
+	}
+	return uint32(size), 0
 }
 
 var _ = (gofs.NodeSetattrer)((*valueFile)(nil)) // echo's O_TRUNC comes as SETATTR size 0

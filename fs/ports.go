@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,12 +64,18 @@ type portsHandle struct {
 
 var _ = (gofs.FileWriter)((*portsHandle)(nil))
 
-// Write adds data to the list (its offset is ignored, as for every value file) and
-// checks the complete lines so far.
+// Write adds data to the list and checks the complete lines so far. The list is
+// written in order: each write where the one before ended (the first at the start of
+// the file), or with O_APPEND (>>, at the size the kernel knows); one elsewhere (dd
+// seek=N) is refused.
 func (h *portsHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.refused != 0 {
+		return 0, h.refused
+	}
+	if !h.appends && off != int64(len(h.written)) {
+		h.refused = h.c.refuse("ports", data, fmt.Sprintf("a write at offset %d: write the list in order, from the start of the file", off))
 		return 0, h.refused
 	}
 	text := append(h.written, data...)

@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -170,5 +171,33 @@ func TestEventsSharedFdInterrupted(t *testing.T) {
 	f.setState("web", ops.StateRunning)
 	if out, err := sh.finish(t); err != nil || !strings.HasSuffix(out, " web state running\n") {
 		t.Errorf("the other reader (%v):\n%s", err, out)
+	}
+}
+
+// NAME/events is that container's stream alone: changes to another container (db)
+// before and after one to web never reach web's reader. The stream keeps its order, so
+// once web's last line is in, every line before it is too.
+func TestContainerEventsOnlyItsOwn(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("web", &fakeContainer{}, false)
+	f.add("db", &fakeContainer{}, false)
+	cat := startSh(t, mnt, `exec cat $MNT/web/events`)
+	readers(t, f, 2)
+	f.setState("db", ops.StateRunning)
+	f.NoteError("db", errors.New("db broke"))
+	f.setState("web", ops.StateRunning)
+	f.removeOutside("db")
+	f.NoteError("web", errors.New("web broke"))
+	cat.waitLine(t, "web's error", func(l string) bool { return strings.HasSuffix(l, " web error web broke") })
+	cat.signal(syscall.SIGINT)
+	out, _ := cat.finish(t)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasSuffix(lines[0], " web state running") {
+		t.Errorf("web/events:\n%s\nwant web's two changes alone", out)
+	}
+	for _, l := range lines {
+		if fields := strings.Fields(l); len(fields) < 2 || fields[1] != "web" {
+			t.Errorf("web/events has another container's line: %q", l)
+		}
 	}
 }

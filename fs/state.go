@@ -38,8 +38,11 @@ func (n *stateFile) actions() map[string]func(context.Context, string) error {
 
 var _ = (gofs.NodeWriter)((*stateFile)(nil))
 
-// Write acts on the word; the offset is ignored (>> writes at the cached size).
+// Write acts on the word.
 func (n *stateFile) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	if errno := n.writableAt(f, data, off); errno != 0 {
+		return 0, errno
+	}
 	word, ok := writtenValue(data)
 	if !ok {
 		return 0, n.c.refuse(n.name, data, notOneValue)
@@ -51,5 +54,5 @@ func (n *stateFile) Write(ctx context.Context, f gofs.FileHandle, data []byte, o
 	if err := detached(ctx, func(ctx context.Context) error { return act(ctx, n.c.name) }); err != nil {
 		return 0, errnoOf(err)
 	}
-	return uint32(len(data)), 0
+	return n.wrote(f, off, len(data))
 }

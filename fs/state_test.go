@@ -21,7 +21,7 @@ func TestEchoToStateActsInWrite(t *testing.T) {
 	if got := mustSh(t, mnt, `cat $MNT/web/state`); got != "stopped\n" {
 		t.Errorf("after stop: %q", got)
 	}
-	mustSh(t, mnt, `echo start >> $MNT/web/state`) // the offset is ignored
+	mustSh(t, mnt, `echo start >> $MNT/web/state`) // O_APPEND: at the size the kernel knows
 	for _, bad := range []string{`echo bogus`, `printf 'start\n\n'`, `printf 'start stop'`, `echo`} {
 		failSh(t, mnt, bad+` > $MNT/web/state`, "Invalid argument")
 	}
@@ -167,5 +167,33 @@ func TestStateWordsAct(t *testing.T) {
 		if acts[w] == nil {
 			t.Errorf("%s does not act", w)
 		}
+	}
+}
+
+// A good value written at an offset where no value starts (dd seek=) is refused, EINVAL
+// with the file and value in status, by every file that takes values; nothing
+// changes. The same value from the start of the file is taken.
+func TestValueAtOffsetRefused(t *testing.T) {
+	f, mnt := mountFake(t)
+	f.add("web", &fakeContainer{host: "10.233.1.1", local: "10.233.1.2", current: 1,
+		gens: []fakeGeneration{{n: 1, text: ops.DefaultConfig("web", "")}}}, false)
+	for _, tc := range []struct{ file, value string }{
+		{"address", "10.233.9.2"}, {"host-address", "10.233.9.1"}, {"autostart", "1"},
+		{"generation", "1"}, {"ports", "8081"}, {"memory.max", "1G"}, {"state", "start"},
+	} {
+		before := mustSh(t, mnt, `cat $MNT/web/`+tc.file)
+		write := `printf ` + tc.value + ` | dd of=$MNT/web/` + tc.file + ` bs=16 seek=1 conv=notrunc status=none`
+		failSh(t, mnt, write, "Invalid argument")
+		want := fmt.Sprintf("%s: %q refused: a write at offset 16", tc.file, tc.value)
+		if st, _ := f.Status("web"); !strings.Contains(st.Error, want) {
+			t.Errorf("%s: status error %q, want %q", write, st.Error, want)
+		}
+		if after := mustSh(t, mnt, `cat $MNT/web/`+tc.file); after != before {
+			t.Errorf("%s: %s reads %q, was %q", write, tc.file, after, before)
+		}
+		mustSh(t, mnt, `printf `+tc.value+` | dd of=$MNT/web/`+tc.file+` status=none`)
+	}
+	if got := mustSh(t, mnt, `cat $MNT/web/state $MNT/web/address $MNT/web/autostart $MNT/web/ports`); got != "running\n10.233.9.2\n1\n8081\n" {
+		t.Errorf("after the writes from the start: %q", got)
 	}
 }

@@ -15,7 +15,7 @@ import (
 type statsFile struct{ valueFile }
 
 func newStatsFile(c *containerRef) *statsFile {
-	n := &statsFile{valueFile{c: c, mode: modeRO}}
+	n := &statsFile{valueFile{c: c, name: "stats", mode: modeRO}}
 	n.value = func() (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), systemdTimeout)
 		defer cancel()
