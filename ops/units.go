@@ -14,48 +14,6 @@ import (
 // settleTimeout bounds every wait for a state after a job.
 const settleTimeout = 90 * time.Second
 
-// The kinds of unit operation. One of another kind overrides an operation in progress
-// (overrides): a stop written while a start waits for a boot acts at once, and the
-// start ends with ErrOverridden.
-const (
-	opStart     = "start"
-	opRestart   = "restart"
-	opStop      = "stop"
-	opTerminate = "terminate"
-)
-
-func overrides(newKind, oldKind string) bool {
-	return newKind != oldKind && !(newKind == opStart && oldKind == opRestart)
-}
-
-// unitOp is a unit operation in progress on a container, which a later one may
-// override: its waits then end with an error that says so.
-type unitOp struct {
-	kind   string
-	cancel context.CancelCauseFunc
-}
-
-// beginOp registers an operation of kind on c, overriding those in progress that it
-// overrides, and returns the context its waits use and the function that ends it.
-func (m *Manager) beginOp(ctx context.Context, c *record, kind string) (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	op := &unitOp{kind: kind, cancel: cancel}
-	m.reg.mu.Lock()
-	for o := range c.ops {
-		if overrides(kind, o.kind) {
-			o.cancel(fmt.Errorf("%w: %s of %s overridden by %s", ErrOverridden, o.kind, c.name, kind))
-		}
-	}
-	c.ops[op] = struct{}{}
-	m.reg.mu.Unlock()
-	return ctx, func() {
-		m.reg.mu.Lock()
-		delete(c.ops, op)
-		m.reg.mu.Unlock()
-		cancel(nil)
-	}
-}
-
 // settle waits until done holds for the container's state and the count of its unit's
 // state reports so far, or the container is gone.
 func (m *Manager) settle(ctx context.Context, name string, done func(st State, reports uint64) bool) error {
