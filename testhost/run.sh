@@ -9,14 +9,15 @@
 #
 # A boot that does not reach running or degraded within TESTHOST_BOOT_TIMEOUT seconds is
 # powered off, its nspawn log printed, and booted again (at most 3 attempts). CMD runs at
-# most TESTHOST_TIMEOUT seconds.
+# most TESTHOST_TIMEOUT seconds. Its own files (the nspawn log, a copy of the Nix
+# database) live in $TMPDIR (/tmp by default) while it runs.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 timeout_s=${TESTHOST_TIMEOUT:-1500}
 boot_timeout_s=${TESTHOST_BOOT_TIMEOUT:-90}
 attempts=3
-log=$(mktemp /tmp/nixcfs-testhost.XXXXXX.log)
+log=$(mktemp --tmpdir nixcfs-testhost.XXXXXX.log)
 machine=
 nspawn_pid=
 leader=
@@ -181,7 +182,7 @@ writable_cgroups() {
 # malformed" in the host's builds).
 copy_nix_db() {
 	command -v nix-store >/dev/null || return 0
-	nix_state=$(mktemp -d /tmp/nixcfs-testhost-nix.XXXXXX)
+	nix_state=$(mktemp -d --tmpdir nixcfs-testhost-nix.XXXXXX)
 	nix-store --dump-db >"$nix_state/dump" &&
 		NIX_STATE_DIR=$nix_state/state nix-store --load-db <"$nix_state/dump"
 }

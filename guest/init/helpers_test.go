@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 )
 
@@ -87,19 +86,11 @@ func writeSystem(t *testing.T, dir string, c testConfig) string {
 }
 
 // writeExecutable writes a program that the test (or the code under test) will
-// exec. os.WriteFile alone is not enough: its fd is close-on-exec, but while it
-// is open for writing any fork in another goroutine (a parallel test running a
-// command) copies it into the child, which holds it until its own execve. If
-// this test execs the file in that window, the kernel refuses with ETXTBSY
-// ("text file busy"): the inode is still open for writing in the child. Go's
-// os/exec holds syscall.ForkLock for writing while it forks, so holding it for
-// reading from open to close means no child is ever forked with this fd.
+// exec, through writeProgram: with plain os.WriteFile a fork in a parallel test
+// may inherit the write fd and make the exec fail with ETXTBSY.
 func writeExecutable(t *testing.T, path string, data []byte, perm os.FileMode) {
 	t.Helper()
-	syscall.ForkLock.RLock()
-	err := os.WriteFile(path, data, perm)
-	syscall.ForkLock.RUnlock()
-	if err != nil {
+	if err := writeProgram(path, data, perm); err != nil {
 		t.Fatal(err)
 	}
 }

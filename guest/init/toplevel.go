@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // runBuildToplevel is the builder of the system's toplevel derivation
@@ -97,7 +98,7 @@ func buildToplevel(getenv func(string) string) error {
 	if err := os.MkdirAll(filepath.Join(out, "bin"), 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(out, "init"), []byte(stage2), 0o555); err != nil {
+	if err := writeProgram(filepath.Join(out, "init"), []byte(stage2), 0o555); err != nil {
 		return err
 	}
 	for _, link := range []string{pid1Name, filepath.Join("bin", "switch-to-configuration")} {
@@ -120,6 +121,20 @@ func buildToplevel(getenv func(string) string) error {
 		return err
 	}
 	return os.Symlink(bash, filepath.Join(bin, "bash"))
+}
+
+// writeProgram writes a file that is to be executed. os.WriteFile alone is
+// not enough where another goroutine may fork meanwhile (the test binary runs
+// buildToplevel next to parallel tests that run commands, and then execs the
+// init it wrote): the write fd is close-on-exec, but a child forked while it
+// is open holds a copy until its own execve, and an exec of the file in that
+// window fails with ETXTBSY ("text file busy"). os/exec forks with
+// syscall.ForkLock held for writing, so holding it for reading from open to
+// close means no child is ever forked holding this fd.
+func writeProgram(path string, data []byte, perm os.FileMode) error {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	return os.WriteFile(path, data, perm)
 }
 
 // pid1Name is the name, in the toplevel, of the link to this binary that

@@ -3,11 +3,17 @@ package main
 import (
 	"debug/elf"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // staticBusybox is Debian's busybox-static (make deps installs it); tests
@@ -116,7 +122,7 @@ func TestBuildToplevelInitScript(t *testing.T) {
 	must(t, os.WriteFile(configFile, testConfig{hostName: "foo"}.json(t), 0o644))
 	// A stand-in for the guest's binary that tells how it was started.
 	fakeInit := filepath.Join(dir, "fake-init")
-	must(t, os.WriteFile(fakeInit, []byte("#!"+busybox+" sh\necho \"started as $0 with $#\"\n"), 0o755))
+	writeExecutable(t, fakeInit, []byte("#!"+busybox+" sh\necho \"started as $0 with $#\"\n"), 0o755)
 	out := filepath.Join(dir, "out")
 	env := map[string]string{
 		"out": out, "init": fakeInit, "configJSONPath": configFile,
@@ -234,4 +240,40 @@ func TestBuildToplevelNeedsItsEnvironment(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr.String(), "is not set") {
 		t.Errorf("build-toplevel without environment: exit %d, stderr %q", code, stderr.String())
 	}
+}
+
+// A program written by writeProgram (as build-toplevel writes init, and tests
+// their stand-ins) can be run at once however busily other goroutines start
+// commands meanwhile, as parallel tests do: no child inherits its write fd,
+// which would make the exec fail with ETXTBSY. Not parallel: it is its own
+// fork storm.
+func TestWriteProgramRunsWhileOthersFork(t *testing.T) {
+	dir := t.TempDir()
+	var stop atomic.Bool
+	var forkers sync.WaitGroup
+	for range 4 {
+		forkers.Add(1)
+		go func() {
+			defer forkers.Done()
+			for !stop.Load() {
+				_ = exec.Command("/bin/true").Run()
+			}
+		}()
+	}
+	defer func() { stop.Store(true); forkers.Wait() }()
+
+	deadline := time.Now().Add(time.Second)
+	runs := 0
+	for ; runs < 100 || time.Now().Before(deadline); runs++ {
+		program := filepath.Join(dir, strconv.Itoa(runs))
+		must(t, writeProgram(program, []byte("#!/bin/sh\necho started\n"), 0o755))
+		got, err := exec.Command(program).Output()
+		if errors.Is(err, syscall.ETXTBSY) {
+			t.Fatalf("run %d: %v: a child forked meanwhile held the program's write fd", runs, err)
+		}
+		if err != nil || string(got) != "started\n" {
+			t.Fatalf("run %d: %q, %v", runs, got, err)
+		}
+	}
+	t.Logf("%d programs written and run", runs)
 }
