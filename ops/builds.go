@@ -98,7 +98,7 @@ func (m *Manager) buildLocked(run *buildRun, name string, build func(context.Con
 			return err
 		}
 		if _, err := os.Stat(m.l.ConfPath(name)); err != nil {
-			op.f.unlock() // destroyed by another process while this build waited
+			op.release() // destroyed by another process while this build waited
 			return fmt.Errorf("%w: %s", ErrNotFound, name)
 		}
 		kind, gen := intentBuild, 0

@@ -88,7 +88,7 @@ func (m *Manager) removeMarked(ctx context.Context, name string) error {
 	}
 	crash.At(crash.DestroyMarked)
 	if err := m.removeAll(ctx, name); err != nil {
-		op.f.unlock() // the intent stays
+		op.release() // the intent stays
 		return err
 	}
 	op.done()

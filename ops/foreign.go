@@ -20,13 +20,11 @@ const foreignPoll = 200 * time.Millisecond
 
 // waitForeign waits until no other process holds the container's operation lock, and
 // follows its build meanwhile. It returns the outcome that build saved (ErrBuildFailed
-// with its reason); nil when no other process held the lock.
+// with its reason); nil when no other process held the lock. A lock this process
+// holds (a build of its own, queued after those WaitBuilt waited for) is no other
+// process's: it does not wait for that.
 func (m *Manager) waitForeign(ctx context.Context, name string) error {
-	op, free, err := m.l.tryLockOp(name)
-	if err != nil || free {
-		if free {
-			op.f.unlock() // not done: an intent there is a dead process's, for recovery
-		}
+	if busy, err := m.otherProcessHolds(name); !busy || err != nil {
 		return err
 	}
 	log := &foreignLog{path: m.l.BuildLogPath(name), lines: nixLines{extra: m.nix.extra}}
@@ -54,10 +52,9 @@ func (m *Manager) waitForeign(ctx context.Context, name string) error {
 			return context.Cause(ctx)
 		case <-tick.C:
 		}
-		if op, free, err = m.l.tryLockOp(name); err != nil {
+		if busy, err := m.otherProcessHolds(name); err != nil {
 			return err
-		} else if free {
-			op.f.unlock()
+		} else if !busy {
 			break
 		}
 	}
@@ -65,6 +62,20 @@ func (m *Manager) waitForeign(ctx context.Context, name string) error {
 		return fmt.Errorf("%w: %s", ErrBuildFailed, reason)
 	}
 	return nil
+}
+
+// otherProcessHolds tells whether another process holds the container's operation
+// lock.
+func (m *Manager) otherProcessHolds(name string) (bool, error) {
+	op, free, err := m.l.tryLockOp(name)
+	switch {
+	case err != nil:
+		return false, err
+	case free:
+		op.release() // not done: an intent there is a dead process's, for recovery
+		return false, nil
+	}
+	return !m.l.heldHere(name), nil
 }
 
 // foreignLog is a build log that another process writes, read from its start.

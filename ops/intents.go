@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -39,22 +40,61 @@ func (l Layout) lockPath(name string) string   { return filepath.Join(l.DataPath
 func (l Layout) intentPath(name string) string { return filepath.Join(l.DataPath(name), "intent") }
 
 // lockOp takes the container's operation lock, waiting for another process's
-// operation to end, or until ctx ends.
+// operation (or another of this process's) to end, or until ctx ends.
 func (l Layout) lockOp(ctx context.Context, name string) (*opLock, error) {
-	f, err := lockFile(ctx, l.lockPath(name))
-	if err != nil {
-		return nil, err
+	for {
+		op, ok, err := l.tryLockOp(name)
+		if err != nil || ok {
+			return op, err
+		}
+		// Polled, not blocking, so that a caller that gives up (an interrupted mkdir)
+		// can.
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
-	return &opLock{l: l, name: name, f: f}, nil
 }
 
 // tryLockOp takes the container's operation lock if no process holds it.
 func (l Layout) tryLockOp(name string) (*opLock, bool, error) {
-	f, ok, err := tryLockFile(l.lockPath(name))
+	path := l.lockPath(name)
+	heldOps.Lock()
+	defer heldOps.Unlock()
+	f, ok, err := tryLockFile(path)
 	if !ok {
 		return nil, false, err
 	}
+	heldOps.n[path]++
 	return &opLock{l: l, name: name, f: f}, true, nil
+}
+
+// heldOps counts the operation locks this process holds, by lock file. flock(2) keeps
+// two open files of one process apart as it keeps two processes, so only this count
+// tells a wait for another process's operation (waitForeign) that the holder is this
+// process itself: a build it queued, which WaitBuilt waits for or not.
+var heldOps = struct {
+	sync.Mutex
+	n map[string]int
+}{n: map[string]int{}}
+
+// heldHere tells whether this process holds the container's operation lock.
+func (l Layout) heldHere(name string) bool {
+	heldOps.Lock()
+	defer heldOps.Unlock()
+	return heldOps.n[l.lockPath(name)] > 0
+}
+
+// release releases the lock, leaving the intent as it is.
+func (o *opLock) release() {
+	path := o.l.lockPath(o.name)
+	heldOps.Lock()
+	defer heldOps.Unlock()
+	o.f.unlock()
+	if heldOps.n[path]--; heldOps.n[path] <= 0 {
+		delete(heldOps.n, path)
+	}
 }
 
 // clearData removes what nixcfs kept of an earlier container of that name (removed by
@@ -91,7 +131,7 @@ func (o *opLock) done() {
 		return
 	}
 	os.Remove(o.l.intentPath(o.name))
-	o.f.unlock()
+	o.release()
 }
 
 // readIntent is the intent left in the container's data directory ("" for none), and
@@ -146,7 +186,7 @@ func (m *Manager) recoverContainer(ctx context.Context, name string) error {
 	if !ok {
 		return err // another process works on it: its operation is not cut off
 	}
-	defer lock.f.unlock()
+	defer lock.release()
 	_, confErr := os.Stat(m.l.ConfPath(name))
 	hasConf := confErr == nil
 	kind, gen, hash := m.l.readIntent(name)
