@@ -5,6 +5,9 @@ set -uo pipefail
 dir=$(cd "$1" && pwd)
 repo=$(pwd)
 export NIXCFS_BIN=$repo/build/nixcfs NIXCFS_CRASH_BIN=$repo/build/nixcfs-crash NIXCFS_GUEST=$repo/guest
+# Tests that boot test hosts of their own ran in make unit-test, outside; here they
+# are not run at all (go test -skip), rather than skipped.
+outside='^TestRunShGivesUpAfterThreeFailedBoots$'
 out=$(mktemp)
 status=0
 for t in "$dir"/*.test; do
@@ -12,7 +15,7 @@ for t in "$dir"/*.test; do
 	[ -n "$pkgdir" ] || pkgdir=.
 	echo "=== package ${pkgdir} (inside the test host)"
 	# Each test binary runs in its package directory, as go test does.
-	(cd "$repo/$pkgdir" && "$t" -test.v -test.count=1 -test.timeout=15m) 2>&1 | tee -a "$out"
+	(cd "$repo/$pkgdir" && "$t" -test.v -test.count=1 -test.timeout=15m -test.skip "$outside") 2>&1 | tee -a "$out"
 	[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 done
 passed=$(grep -cE '^\s*--- PASS' "$out")
