@@ -62,9 +62,10 @@ func (l *buildLog) Write(p []byte) (int, error) {
 
 // nixLines cuts nix's output into lines, for the extra writer and the progress.
 type nixLines struct {
-	extra   *lineWriter // nil: none
-	nix     nixProgress
-	partial []byte // the end of the output, not yet a whole line
+	extra     *lineWriter // nil: none
+	skipNotes bool        // keep nixcfs's own lines of a log ("$ nix-build ...") from extra
+	nix       nixProgress
+	partial   []byte // the end of the output, not yet a whole line
 }
 
 // feed takes output and tells whether the progress moved.
@@ -88,7 +89,7 @@ func (n *nixLines) feed(p []byte) bool {
 }
 
 func (n *nixLines) lineDone(line []byte) bool {
-	if n.extra != nil {
+	if n.extra != nil && !(n.skipNotes && isNote(line)) {
 		n.extra.Write(line)
 	}
 	return n.nix.line(strings.TrimRight(string(line), "\r\n"))
@@ -100,6 +101,11 @@ func (n *nixLines) flush() {
 		n.lineDone(append(n.partial, '\n'))
 		n.partial = nil
 	}
+}
+
+// isNote tells nixcfs's own lines of a log (note) from nix's.
+func isNote(line []byte) bool {
+	return bytes.HasPrefix(line, []byte("$ ")) || bytes.HasPrefix(line, []byte("nixcfs: "))
 }
 
 // note writes nixcfs's own line into the log only: the extra writer gets nix's.

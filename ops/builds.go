@@ -101,6 +101,9 @@ func (m *Manager) buildLocked(run *buildRun, name string, build func(context.Con
 			op.release() // destroyed by another process while this build waited
 			return fmt.Errorf("%w: %s", ErrNotFound, name)
 		}
+		// Its log is emptied before the intent says a build runs: another process
+		// that follows the build (foreign.go) never takes the last one's for it.
+		os.Truncate(m.l.BuildLogPath(name), 0)
 		kind, gen := intentBuild, 0
 		if _, gen = systemGeneration(m.l.SystemLink(name)); run.switchTo != 0 {
 			kind, gen = intentSwitch, run.switchTo

@@ -21,7 +21,10 @@
 //     (the build log, Options.BuildOutput, the progress). progress.go: BuildProgress,
 //     read from nix's lines.
 //   - units.go: start, stop, restart, reload, terminate: a systemd job, then a wait
-//     for the state it leads to (settle). supervise.go: the D-Bus client.
+//     for the state it leads to (settle). overrides.go: which operation overrides
+//     which, in this process and, by records in the data directory, across processes.
+//     foreign.go: a start's wait for another process's build, followed through its
+//     build log. supervise.go: the D-Bus client.
 //     template.go: the container@.service nixcfs installs on hosts without NixOS's.
 //   - config.go: the container's configuration.nix. confedit.go: edits of its conf
 //     file (addresses, autostart).
@@ -50,7 +53,9 @@
 //     processes): held by a create until its first build ends, by each build or
 //     switch of generation, by a destroy and by a generation's deletion. All but the
 //     deletion mark their intent, which recovery reads (intents.go). Create and
-//     Destroy only try it.
+//     Destroy only try it; a start only probes it (otherHolds), to learn whether
+//     another process builds. Which of these locks this process holds is counted
+//     in heldOps, whose mutex is held only around a non-blocking flock.
 //  4. The address lock (flock on Layout.LockFile, shared with nixos-container): held
 //     while addresses are chosen and while a conf file is written or removed.
 //  5. The conf lock (Manager.confMu): held from a read of a conf file to its copy in

@@ -20,62 +20,85 @@ const foreignPoll = 200 * time.Millisecond
 
 // waitForeign waits until no other process holds the container's operation lock, and
 // follows its build meanwhile. It returns the outcome that build saved (ErrBuildFailed
-// with its reason); nil when no other process held the lock. A lock this process
-// holds (a build of its own, queued after those WaitBuilt waited for) is no other
-// process's: it does not wait for that.
+// with its reason; the cut-off error when that process died in it); nil when no other
+// process held the lock. A lock this process holds (a build of its own, queued after
+// those WaitBuilt waited for) is no other process's: it does not wait for that.
 func (m *Manager) waitForeign(ctx context.Context, name string) error {
-	if busy, err := m.otherProcessHolds(name); !busy || err != nil {
+	if busy, err := m.l.otherHolds(name); !busy || err != nil {
 		return err
 	}
-	log := &foreignLog{path: m.l.BuildLogPath(name), lines: nixLines{extra: m.nix.extra}}
-	defer log.close()
-	following := false
-	defer func() {
-		if following {
-			state, reason, _ := m.l.loadBuildOutcome(name)
-			m.reg.endForeign(name, state, reason)
-		}
-	}()
+	f := &foreignBuild{m: m, name: name, log: foreignLog{path: m.l.BuildLogPath(name),
+		lines: nixLines{extra: m.nix.extra, skipNotes: true}}}
+	defer f.log.close()
 	tick := time.NewTicker(foreignPoll)
 	defer tick.Stop()
 	for {
-		if kind, _, _ := m.l.readIntent(name); kind == intentBuild || kind == intentSwitch || kind == intentCreate {
-			following = following || m.reg.beginForeign(name)
-		}
-		if following {
-			if p, moved := log.read(); moved {
-				m.reg.noteForeign(name, p)
-			}
-		}
+		f.look()
 		select {
 		case <-ctx.Done():
+			f.end(false)
 			return context.Cause(ctx)
 		case <-tick.C:
 		}
-		if busy, err := m.otherProcessHolds(name); err != nil {
+		if busy, err := m.l.otherHolds(name); err != nil {
+			f.end(false)
 			return err
 		} else if !busy {
 			break
 		}
 	}
-	if state, reason, _ := m.l.loadBuildOutcome(name); state == BuildFailed {
+	f.look() // the last lines
+	f.log.lines.flush()
+	if kind, _, _ := m.l.readIntent(name); kind == intentBuild || kind == intentSwitch || kind == intentCreate {
+		// The lock is free and the intent still there: its process died in it.
+		if f.following {
+			m.reg.endForeign(name, BuildFailed, errCutOff.Error(), true)
+		}
+		return fmt.Errorf("%w: %v", ErrBuildFailed, errCutOff)
+	}
+	state, reason, _ := m.l.loadBuildOutcome(name)
+	f.end(true)
+	if state == BuildFailed {
 		return fmt.Errorf("%w: %s", ErrBuildFailed, reason)
 	}
 	return nil
 }
 
-// otherProcessHolds tells whether another process holds the container's operation
-// lock.
-func (m *Manager) otherProcessHolds(name string) (bool, error) {
-	op, free, err := m.l.tryLockOp(name)
-	switch {
-	case err != nil:
-		return false, err
-	case free:
-		op.release() // not done: an intent there is a dead process's, for recovery
-		return false, nil
+// foreignBuild is another process's build that a start here follows.
+type foreignBuild struct {
+	m         *Manager
+	name      string
+	log       foreignLog
+	following bool      // this start shows it (beginForeign)
+	intent    time.Time // when its intent was marked: a new one is a new build
+}
+
+// look reads the intent, and the log of a build.
+func (f *foreignBuild) look() {
+	kind, _, _ := f.m.l.readIntent(f.name)
+	if kind != intentBuild && kind != intentSwitch && kind != intentCreate {
+		return
 	}
-	return !m.l.heldHere(name), nil
+	if fi, err := os.Stat(f.m.l.intentPath(f.name)); err == nil && !fi.ModTime().Equal(f.intent) {
+		// A build marked since: its log was emptied before (buildLocked), so it is
+		// read from its start.
+		f.intent = fi.ModTime()
+		f.log.reset()
+	}
+	f.following = f.following || f.m.reg.beginForeign(f.name)
+	if p, moved := f.log.read(); f.following && moved {
+		f.m.reg.noteForeign(f.name, p)
+	}
+}
+
+// end shows the outcome that build saved, once it ended; else what was shown before
+// it (the wait ended first).
+func (f *foreignBuild) end(ended bool) {
+	if !f.following {
+		return
+	}
+	state, reason, _ := f.m.l.loadBuildOutcome(f.name)
+	f.m.reg.endForeign(f.name, state, reason, ended)
 }
 
 // foreignLog is a build log that another process writes, read from its start.
@@ -98,7 +121,7 @@ func (l *foreignLog) read() (BuildProgress, bool) {
 	}
 	if fi, err := l.f.Stat(); err == nil && fi.Size() < l.off {
 		// Truncated: a build begun since, whose lines start again.
-		l.off, l.lines = 0, nixLines{extra: l.lines.extra}
+		l.reset()
 	}
 	moved := false
 	buf := make([]byte, 64*1024)
@@ -110,6 +133,11 @@ func (l *foreignLog) read() (BuildProgress, bool) {
 			return l.lines.nix.p, moved
 		}
 	}
+}
+
+// reset reads the log from its start again.
+func (l *foreignLog) reset() {
+	l.off, l.lines = 0, nixLines{extra: l.lines.extra, skipNotes: l.lines.skipNotes}
 }
 
 func (l *foreignLog) close() {
@@ -129,7 +157,7 @@ func (r *registry) beginForeign(name string) bool {
 		return false
 	}
 	c.foreign = &BuildProgress{Since: time.Now()}
-	c.build = BuildBuilding
+	c.foreignPrev, c.build = c.build, BuildBuilding
 	r.publishLocked(name, EventConfig, BuildBuilding.String())
 	r.changed.Broadcast()
 	return true
@@ -149,9 +177,10 @@ func (r *registry) noteForeign(name string, p BuildProgress) {
 	r.publishLocked(name, EventProgress, p.String())
 }
 
-// endForeign shows the outcome another process saved for its build (unknown: the
-// build was cut off, or the lock held for no build).
-func (r *registry) endForeign(name string, state BuildState, reason string) {
+// endForeign shows the outcome another process saved for its build, once it ended
+// (unknown: the lock was held for no build); when the wait here ended first, the build
+// goes on elsewhere, and the container shows what it did before.
+func (r *registry) endForeign(name string, state BuildState, reason string, ended bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c := r.records[name]
@@ -159,8 +188,13 @@ func (r *registry) endForeign(name string, state BuildState, reason string) {
 		return
 	}
 	c.foreign = nil
+	defer r.changed.Broadcast()
 	if c.running != nil {
 		return // a build of its own began meanwhile: it tells
+	}
+	if !ended {
+		c.build = c.foreignPrev
+		return
 	}
 	c.build = state
 	switch state {
@@ -172,5 +206,4 @@ func (r *registry) endForeign(name string, state BuildState, reason string) {
 		c.lastErr, c.buildErr = "", ""
 		r.publishLocked(name, EventConfig, BuildBuilt.String())
 	}
-	r.changed.Broadcast()
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -76,7 +77,6 @@ func TestWaitForeignWaitsForOtherProcessesOnly(t *testing.T) {
 	m.nix = &builder{}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-
 	op, ok, err := l.tryLockOp("fw")
 	if !ok || err != nil {
 		t.Fatal(ok, err)
@@ -88,38 +88,97 @@ func TestWaitForeignWaitsForOtherProcessesOnly(t *testing.T) {
 	if l.heldHere("fw") {
 		t.Error("released, still held here")
 	}
+}
 
-	// Another process holds it (flock(1)), for a build that fails.
-	os.WriteFile(l.intentPath("fw"), []byte("build 1 abc\n"), 0o600)
-	l.saveBuildOutcome("fw", "abc", fmt.Errorf("%w: nix-build: exit status 1", ErrBuildFailed))
-	holder := exec.Command("flock", "-o", l.lockPath("fw"), "sleep", "60") // -o: sleep does not inherit the lock
+// otherBuild is a build of another process: flock(1) holds the container's lock, its
+// intent says build, until end, which removes the intent first, as a build that ends
+// does, unless it dies in it.
+func otherBuild(t *testing.T, l Layout, name string) (end func(dies bool)) {
+	t.Helper()
+	os.MkdirAll(l.DataPath(name), 0o700)
+	os.WriteFile(l.lockPath(name), nil, 0o644)
+	holder := exec.Command("flock", "-o", l.lockPath(name), "sleep", "60") // -o: sleep does not inherit the lock
 	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}               // flock and its sleep, killed together
 	if err := holder.Start(); err != nil {
 		t.Fatal(err)
 	}
-	kill := func() { syscall.Kill(-holder.Process.Pid, syscall.SIGKILL) }
-	defer kill()
-	for busy, _ := m.otherProcessHolds("fw"); !busy; busy, _ = m.otherProcessHolds("fw") {
-		if ctx.Err() != nil {
-			t.Fatal("flock never took the lock")
-		}
+	kill := func() { syscall.Kill(-holder.Process.Pid, syscall.SIGKILL); holder.Wait() }
+	t.Cleanup(kill)
+	for busy, _ := l.otherHolds(name); !busy; busy, _ = l.otherHolds(name) {
 		time.Sleep(10 * time.Millisecond)
 	}
+	os.WriteFile(l.intentPath(name), []byte("build 1 abc\n"), 0o600)
+	return func(dies bool) {
+		if !dies {
+			os.Remove(l.intentPath(name))
+		}
+		kill()
+	}
+}
+
+// waitShows polls the container's status until ok holds, for at most 10 s.
+func waitShows(t *testing.T, m *Manager, name, what string, ok func(Status) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if st, _ := m.Status(name); ok(st) {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("status never showed %s: %+v", what, st)
+		}
+	}
+}
+
+// While a start waits for another process's build it shows it (config building, its
+// progress from the log, not nixcfs's own lines), and then that build's outcome; a
+// wait that ends first shows again what was before; a process that died in its build
+// is a build cut off.
+func TestWaitForeignFollowsAndReports(t *testing.T) {
+	l := Layout{DataDir: t.TempDir(), LogDir: t.TempDir()}
+	var out bytes.Buffer
+	m := bareManager(l, "fw")
+	m.nix = &builder{extra: newLineWriter(&out)}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	m.reg.records["fw"].build = BuildBuilt // as its last build left it
+
+	// A wait that ends first.
+	end := otherBuild(t, l, "fw")
+	waitCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- m.waitForeign(ctx, "fw") }()
-	// It follows that build meanwhile: the container shows config building.
-	for st, _ := m.Status("fw"); st.Config != BuildBuilding; st, _ = m.Status("fw") {
-		if ctx.Err() != nil {
-			t.Fatal("the wait never showed the other process's build")
-		}
-		time.Sleep(10 * time.Millisecond)
+	go func() { done <- m.waitForeign(waitCtx, "fw") }()
+	waitShows(t, m, "fw", "config building", func(st Status) bool { return st.Config == BuildBuilding })
+	stop()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("a wait cancelled: %v", err)
 	}
-	kill()
-	holder.Wait()
+	if st, _ := m.Status("fw"); st.Config != BuildBuilt || st.BuildProgress != nil || st.Error != "" {
+		t.Errorf("after a cancelled wait, status shows %+v, want what it did before", st)
+	}
+
+	// A build that fails, its log written as it goes.
+	go func() { done <- m.waitForeign(ctx, "fw") }()
+	os.WriteFile(l.BuildLogPath("fw"), []byte("$ nix-build x\nthese 2 derivations will be built:\nbuilding '/nix/store/aaaa-dep-1.drv'...\n"), 0o644)
+	waitShows(t, m, "fw", "the progress", func(st Status) bool {
+		return st.Config == BuildBuilding && st.BuildProgress != nil && st.BuildProgress.Building == "dep-1"
+	})
+	l.saveBuildOutcome("fw", "abc", fmt.Errorf("%w: nix-build: exit status 1", ErrBuildFailed))
+	end(false)
 	if err := <-done; !errors.Is(err, ErrBuildFailed) {
 		t.Errorf("after the other process's failed build: %v", err)
 	}
 	if st, _ := m.Status("fw"); st.Config != BuildFailed || st.BuildProgress != nil {
 		t.Errorf("status after it: %+v", st)
+	}
+	if want := "these 2 derivations will be built:\nbuilding '/nix/store/aaaa-dep-1.drv'...\n"; out.String() != want {
+		t.Errorf("lines passed on: %q, want nix's alone: %q", out.String(), want)
+	}
+
+	// A process that dies in its build.
+	end = otherBuild(t, l, "fw")
+	go func() { done <- m.waitForeign(ctx, "fw") }()
+	waitShows(t, m, "fw", "config building", func(st Status) bool { return st.Config == BuildBuilding })
+	end(true)
+	if err := <-done; !errors.Is(err, ErrBuildFailed) || !strings.Contains(err.Error(), "cut off") {
+		t.Errorf("after the other process died in its build: %v", err)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A crash (kill -9, a power cut) may cut an operation on a container's files short.
@@ -84,6 +86,37 @@ func (l Layout) heldHere(name string) bool {
 	heldOps.Lock()
 	defer heldOps.Unlock()
 	return heldOps.n[l.lockPath(name)] > 0
+}
+
+// otherHolds tells whether another process holds the container's operation lock. It
+// creates nothing (a destroyed container's directory stays gone), and holds the lock
+// only for an instant, under heldOps, so that this process's own takers wait for it
+// rather than fail.
+func (l Layout) otherHolds(name string) (bool, error) {
+	path := l.lockPath(name)
+	heldOps.Lock()
+	defer heldOps.Unlock()
+	if heldOps.n[path] > 0 {
+		return false, nil // this process's own
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	defer f.Close() // which releases a lock taken here
+	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	for err == unix.EINTR {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	}
+	switch {
+	case err == unix.EWOULDBLOCK:
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return false, nil
 }
 
 // release releases the lock, leaving the intent as it is.

@@ -16,7 +16,11 @@ import (
 // the command line overrides a start the mount waits on, and the other way round):
 // each operation records itself in the container's data directory, one file per kind
 // (DataDir/NAME/op-KIND: the process and the time), which a waiting operation of
-// another process reads every foreignPoll.
+// another process reads every foreignPoll and once more right before it acts (a start
+// before its job). A record counts when it is not the one there when the waiting
+// operation began: so records of dead processes, and a wall clock stepped back, do
+// not. What remains is the instant between that last look and systemd's job, as
+// between two systemctl commands.
 const (
 	opStart     = "start"
 	opRestart   = "restart"
@@ -38,13 +42,14 @@ type unitOp struct {
 }
 
 // beginOp registers an operation of kind on c, overriding those in progress that it
-// overrides, here and in other processes, and returns the context its waits use and
-// the function that ends it.
-func (m *Manager) beginOp(ctx context.Context, c *record, kind string) (context.Context, func()) {
+// overrides, here and in other processes. It returns the context its waits use,
+// check, which tells (and ends the operation) when another process overrode it, for a
+// last look before it acts, and the function that ends it.
+func (m *Manager) beginOp(ctx context.Context, c *record, kind string) (context.Context, func() error, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	op := &unitOp{kind: kind, cancel: cancel}
-	began := time.Now()
-	m.l.recordOp(c.name, kind, began)
+	seen := m.l.readOps(c.name)
+	m.l.recordOp(c.name, kind)
 	m.reg.mu.Lock()
 	for o := range c.ops {
 		if overrides(kind, o.kind) {
@@ -53,9 +58,18 @@ func (m *Manager) beginOp(ctx context.Context, c *record, kind string) (context.
 	}
 	c.ops[op] = struct{}{}
 	m.reg.mu.Unlock()
+	check := func() error {
+		if err := m.l.overriddenSince(c.name, kind, seen); err != nil {
+			cancel(err)
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return nil
+	}
 	done := make(chan struct{})
-	go m.watchOtherOps(ctx, c.name, kind, began, cancel, done)
-	return ctx, func() {
+	go watchOtherOps(ctx, check, done)
+	return ctx, check, func() {
 		m.reg.mu.Lock()
 		delete(c.ops, op)
 		m.reg.mu.Unlock()
@@ -71,9 +85,9 @@ func overridden(kind, name, by string, pid int) error {
 	return fmt.Errorf("%w: %s of %s overridden by %s", ErrOverridden, kind, name, by)
 }
 
-// watchOtherOps cancels an operation of kind begun at began once another process
-// records an operation that overrides it, until ctx ends.
-func (m *Manager) watchOtherOps(ctx context.Context, name, kind string, began time.Time, cancel context.CancelCauseFunc, done chan<- struct{}) {
+// watchOtherOps checks every foreignPoll until ctx ends (check ends it when another
+// process overrode the operation).
+func watchOtherOps(ctx context.Context, check func() error, done chan<- struct{}) {
 	defer close(done)
 	tick := time.NewTicker(foreignPoll)
 	defer tick.Stop()
@@ -82,45 +96,77 @@ func (m *Manager) watchOtherOps(ctx context.Context, name, kind string, began ti
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		}
-		for _, other := range opKinds {
-			if !overrides(other, kind) {
-				continue
-			}
-			if pid, at, ok := m.l.readOp(name, other); ok && pid != os.Getpid() && at.After(began) {
-				cancel(overridden(kind, name, other, pid))
-				return
-			}
+			check()
 		}
 	}
+}
+
+// opRecord is what an operation left: its process and when it began (nanoseconds).
+type opRecord struct {
+	pid int
+	at  int64
 }
 
 func (l Layout) opPath(name, kind string) string {
 	return filepath.Join(l.DataPath(name), "op-"+kind)
 }
 
-// recordOp records that this process began an operation of kind at that time, for
-// the operations of other processes that it overrides. A record is news, not state:
-// not synced to disk, and one that cannot be written only loses that news. A reader
-// that finds it half-written reads it again at its next look.
-func (l Layout) recordOp(name, kind string, at time.Time) {
+// recordOp records that this process begins an operation of kind, for the operations
+// of other processes that it overrides. A record is news, not state: not synced to
+// disk, and one that cannot be written only loses that news. It is renamed into place,
+// so that a reader sees it whole. A container whose conf file is gone (destroyed)
+// gets none: its data directory is gone with it.
+func (l Layout) recordOp(name, kind string) {
+	if _, err := os.Stat(l.ConfPath(name)); err != nil {
+		return
+	}
 	if err := os.MkdirAll(l.DataPath(name), 0o700); err != nil {
 		return
 	}
-	os.WriteFile(l.opPath(name, kind), fmt.Appendf(nil, "%d %d\n", os.Getpid(), at.UnixNano()), 0o600)
+	path := l.opPath(name, kind)
+	tmp := fmt.Sprintf("%s.%d", path, os.Getpid())
+	text := fmt.Appendf(nil, "%d %d\n", os.Getpid(), time.Now().UnixNano())
+	if os.WriteFile(tmp, text, 0o600) != nil || os.Rename(tmp, path) != nil {
+		os.Remove(tmp)
+	}
 }
 
 // readOp reads the last record of an operation of kind.
-func (l Layout) readOp(name, kind string) (pid int, at time.Time, ok bool) {
+func (l Layout) readOp(name, kind string) (opRecord, bool) {
 	data, err := os.ReadFile(l.opPath(name, kind))
 	if err != nil {
-		return 0, time.Time{}, false
+		return opRecord{}, false
 	}
 	f := strings.Fields(string(data))
 	if len(f) != 2 {
-		return 0, time.Time{}, false
+		return opRecord{}, false
 	}
 	pid, err1 := strconv.Atoi(f[0])
-	ns, err2 := strconv.ParseInt(f[1], 10, 64)
-	return pid, time.Unix(0, ns), err1 == nil && err2 == nil
+	at, err2 := strconv.ParseInt(f[1], 10, 64)
+	return opRecord{pid, at}, err1 == nil && err2 == nil
+}
+
+// readOps reads the records of every kind.
+func (l Layout) readOps(name string) map[string]opRecord {
+	seen := map[string]opRecord{}
+	for _, kind := range opKinds {
+		if r, ok := l.readOp(name, kind); ok {
+			seen[kind] = r
+		}
+	}
+	return seen
+}
+
+// overriddenSince is the error of an operation of kind that another process overrode
+// by an operation recorded since seen; nil when none did.
+func (l Layout) overriddenSince(name, kind string, seen map[string]opRecord) error {
+	for _, other := range opKinds {
+		if !overrides(other, kind) {
+			continue
+		}
+		if r, ok := l.readOp(name, other); ok && r.pid != os.Getpid() && r != seen[other] {
+			return overridden(kind, name, other, r.pid)
+		}
+	}
+	return nil
 }

@@ -10,12 +10,24 @@ import (
 	"time"
 )
 
+// overrideLayout is a layout with the container ov's conf file, for the records of
+// unit operations.
+func overrideLayout(t *testing.T) Layout {
+	l := Layout{DataDir: t.TempDir(), ConfDir: t.TempDir()}
+	if err := os.WriteFile(l.ConfPath("ov"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(l.DataPath("ov"), 0o700)
+	return l
+}
+
 // An operation of another process overrides one that waits here, as one of this
 // process does: the record it leaves in the data directory ends the wait within a
 // poll, with ErrOverridden naming it. Records of this process, of the same kind, of
-// a kind that does not override, or from before the wait began override nothing.
+// a kind that does not override, or there already when the wait began (a dead
+// process's, even one dated after it: a clock stepped back) override nothing.
 func TestOtherProcessOverrides(t *testing.T) {
-	l := Layout{DataDir: t.TempDir()}
+	l := overrideLayout(t)
 	m := bareManager(l, "ov")
 	c := m.reg.records["ov"]
 	other := os.Getpid() + 100000 // no process of ours
@@ -25,17 +37,19 @@ func TestOtherProcessOverrides(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	os.MkdirAll(l.DataPath("ov"), 0o700)
-	write(opStop, other, time.Now().Add(-time.Second)) // before the start began
+	write(opStop, other, time.Now().Add(time.Hour)) // a dead process's, in the future
 
-	ctx, end := m.beginOp(context.Background(), c, opRestart)
+	ctx, lastLook, end := m.beginOp(context.Background(), c, opRestart)
 	defer end()
-	write(opStop, os.Getpid(), time.Now()) // this process's: beginOp's own business
-	write(opRestart, other, time.Now())    // the same kind
-	write(opStart, other, time.Now())      // a start does not override a restart
+	write(opTerminate, os.Getpid(), time.Now()) // this process's: beginOp's own business
+	write(opRestart, other, time.Now())         // the same kind
+	write(opStart, other, time.Now())           // a start does not override a restart
 	stillWaits(t, ctx, 3*foreignPoll)
+	if err := lastLook(); err != nil {
+		t.Fatalf("last look: %v", err)
+	}
 
-	write(opTerminate, other, time.Now())
+	write(opTerminate, other, time.Now().Add(-time.Hour)) // new, though dated before
 	select {
 	case <-ctx.Done():
 	case <-time.After(5 * time.Second):
@@ -47,16 +61,41 @@ func TestOtherProcessOverrides(t *testing.T) {
 	}
 }
 
-// This process's operations leave their record for the others.
-func TestOperationsRecordThemselves(t *testing.T) {
-	l := Layout{DataDir: t.TempDir()}
+// The last look before an operation acts sees a record the watcher has not yet.
+func TestLastLookSeesOverrideAtOnce(t *testing.T) {
+	l := overrideLayout(t)
 	m := bareManager(l, "ov")
-	before := time.Now()
-	_, end := m.beginOp(context.Background(), m.reg.records["ov"], opStop)
+	ctx, lastLook, end := m.beginOp(context.Background(), m.reg.records["ov"], opStart)
+	defer end()
+	other := os.Getpid() + 100000
+	os.WriteFile(l.opPath("ov", opStop), fmt.Appendf(nil, "%d %d\n", other, time.Now().UnixNano()), 0o600)
+	if err := lastLook(); !errors.Is(err, ErrOverridden) {
+		t.Fatalf("last look right after another process's stop: %v", err)
+	}
+	if !errors.Is(context.Cause(ctx), ErrOverridden) {
+		t.Errorf("the operation's context: %v", context.Cause(ctx))
+	}
+}
+
+// This process's operations leave their record for the others, whole; a container
+// whose conf file is gone (destroyed) gets none, nor its data directory back.
+func TestOperationsRecordThemselves(t *testing.T) {
+	l := overrideLayout(t)
+	m := bareManager(l, "ov", "gone")
+	before := time.Now().UnixNano()
+	_, _, end := m.beginOp(context.Background(), m.reg.records["ov"], opStop)
 	end()
-	pid, at, ok := l.readOp("ov", opStop)
-	if !ok || pid != os.Getpid() || at.Before(before) || at.After(time.Now()) {
-		t.Errorf("record of a stop: %d %v %v", pid, at, ok)
+	r, ok := l.readOp("ov", opStop)
+	if !ok || r.pid != os.Getpid() || r.at < before || r.at > time.Now().UnixNano() {
+		t.Errorf("record of a stop: %+v %v", r, ok)
+	}
+	if entries, _ := os.ReadDir(l.DataPath("ov")); len(entries) != 1 {
+		t.Errorf("data directory holds %v, want the record alone", entries)
+	}
+	_, _, end = m.beginOp(context.Background(), m.reg.records["gone"], opStop)
+	end()
+	if _, err := os.Stat(l.DataPath("gone")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a destroyed container's data directory: %v", err)
 	}
 }
 

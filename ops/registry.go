@@ -26,6 +26,7 @@ type record struct {
 	finished    uint64         // the ticket of the last build that ended
 	running     *buildRun      // the build in progress
 	foreign     *BuildProgress // another process's build, while a start here waits for it
+	foreignPrev BuildState     // the build state before it
 	last        *buildRun      // the one before, for WaitBuilt
 	lastErr     string         // the `error` of its status
 	buildErr    string         // the reason its last build failed, which a later success elsewhere leaves

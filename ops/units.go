@@ -48,7 +48,7 @@ func (m *Manager) startWith(ctx context.Context, name, kind string, job func(con
 	if err != nil {
 		return err
 	}
-	ctx, end := m.beginOp(ctx, c, kind)
+	ctx, lastLook, end := m.beginOp(ctx, c, kind)
 	defer end()
 	// A build in progress ends first, this process's or another's, outside the unit
 	// slot, which Destroy must not wait on for a whole build.
@@ -67,6 +67,9 @@ func (m *Manager) startWith(ctx context.Context, name, kind string, job func(con
 	if err := m.requireSystem(name, buildErr); err != nil {
 		return err
 	}
+	if err := lastLook(); err != nil {
+		return err // another process's stop since the watcher's last look
+	}
 	before, began := m.unitReports(name), time.Now()
 	jobErr := job(ctx, UnitName(name))
 	if ctx.Err() != nil {
@@ -83,6 +86,9 @@ func (m *Manager) startWith(ctx context.Context, name, kind string, job func(con
 			m.reg.noteError(name, nil)
 			return nil
 		}
+	}
+	if err := lastLook(); err != nil {
+		return err // down by another process's stop or terminate: no failure
 	}
 	return m.startFailure(name, jobErr, began)
 }
@@ -137,7 +143,7 @@ func (m *Manager) stopWith(ctx context.Context, name, kind string, job func(cont
 	if err != nil {
 		return err
 	}
-	ctx, end := m.beginOp(ctx, c, kind)
+	ctx, _, end := m.beginOp(ctx, c, kind)
 	defer end()
 	if err := job(ctx, UnitName(name)); err != nil {
 		// systemd has nothing to kill in a unit that is down (or not loaded): the
