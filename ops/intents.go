@@ -247,13 +247,17 @@ func (m *Manager) recoverContainer(ctx context.Context, name string) error {
 	return nil
 }
 
-// sweepOutLinks removes the out-links of builds whose process is gone: each holds a
-// system in the store that no profile records.
+// sweepOutLinks removes the out-links of builds whose process is gone, and
+// nix-build's temporary links beside them: each holds a system in the store that no
+// profile records. A live build's links, even mid-rename, stay.
 func (m *Manager) sweepOutLinks() {
 	links, _ := filepath.Glob(filepath.Join(m.l.GCRootDir, "*", outLinkPrefix+"*"))
 	for _, link := range links {
-		pid := strings.TrimPrefix(filepath.Base(link), outLinkPrefix)
-		if _, err := os.Stat("/proc/" + pid); errors.Is(err, fs.ErrNotExist) {
+		pid := outLinkPID(filepath.Base(link))
+		if pid == 0 {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); errors.Is(err, fs.ErrNotExist) {
 			os.Remove(link)
 		}
 	}

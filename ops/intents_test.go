@@ -60,6 +60,9 @@ func TestStartupSweeps(t *testing.T) {
 	system := "/nix/store/00000000000000000000000000000000-nixos-system-sw"
 	deadLink := link(system, filepath.Join(l.GCRootPath("sw"), fmt.Sprintf("%s%d", outLinkPrefix, gone.Process.Pid)))
 	liveLink := link(system, filepath.Join(l.GCRootPath("sw"), fmt.Sprintf("%s%d", outLinkPrefix, os.Getpid())))
+	// nix-build's temporary links (OUT.tmp-PID-RANDOM), of a dead build and of a live one.
+	deadTmp := link(system, fmt.Sprintf("%s.tmp-%d-12345", deadLink, gone.Process.Pid))
+	liveTmp := link(system, fmt.Sprintf("%s.tmp-%d-12345", liveLink, os.Getpid()))
 	otherRoot := link(system, filepath.Join(l.GCRootPath("sw"), "result"))
 	trash := filepath.Join(l.StateDir, trashPrefix+"123456")
 	file(filepath.Join(trash, "sw", "etc", "nixos", "configuration.nix"), "{ }\n", 0)
@@ -71,12 +74,12 @@ func TestStartupSweeps(t *testing.T) {
 	m.recover(context.Background())
 	m.EmptyTrash()
 
-	for _, p := range []string{oldTemp, deadLink, trash} {
+	for _, p := range []string{oldTemp, deadLink, deadTmp, trash} {
 		if _, err := os.Lstat(p); err == nil {
 			t.Errorf("left behind: %s", p)
 		}
 	}
-	for _, p := range []string{freshTemp, oldConf, liveLink, otherRoot, liveTree} {
+	for _, p := range []string{freshTemp, oldConf, liveLink, liveTmp, otherRoot, liveTree} {
 		if _, err := os.Lstat(p); err != nil {
 			t.Errorf("swept away: %v", err)
 		}

@@ -70,6 +70,27 @@ func (b *builder) buildFlake(ctx context.Context, profileDir, gcRootDir, flake s
 // the builder's PID ends it.
 const outLinkPrefix = ".nixcfs-build-"
 
+// outLinkPID is the PID in the name of an out-link, also of the temporary link
+// nix-build makes first (OUT.tmp-PID-RANDOM, renamed to OUT); 0 when the name has none.
+func outLinkPID(name string) int {
+	pid, _, _ := strings.Cut(strings.TrimPrefix(name, outLinkPrefix), ".")
+	n, err := strconv.Atoi(pid)
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return n
+}
+
+// removeOutLink removes a build's out-link and any temporary link of nix-build's
+// left beside it (by a build cut short).
+func removeOutLink(outLink string) {
+	os.Remove(outLink)
+	tmps, _ := filepath.Glob(outLink + ".tmp-*")
+	for _, tmp := range tmps {
+		os.Remove(tmp)
+	}
+}
+
 // buildWith runs the build command that command gives (it writes its result to
 // outLink, a temporary gc root in gcRootDir that holds the system until `nix-env -p
 // PROFILE --set` has made it the next generation), in one of the builder's slots.
@@ -93,7 +114,7 @@ func (b *builder) buildWith(ctx context.Context, profileDir, gcRootDir string, o
 	// This process's own out-link: a build of another process (the command line beside
 	// the mount) never takes it for its own, and one a crash left is known by its PID.
 	outLink := filepath.Join(gcRootDir, fmt.Sprintf("%s%d", outLinkPrefix, os.Getpid()))
-	defer os.Remove(outLink)
+	defer removeOutLink(outLink)
 	name, args := command(outLink)
 	log.note("$ %s %s\n", name, ShellJoin(args))
 	if err := b.run(ctx, log, nil, crash.BuildRunning, name, args...); err != nil {
