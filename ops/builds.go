@@ -28,6 +28,7 @@ type buildRun struct {
 	op       *opLock // the container's operation lock, when its creator holds it already
 	hash     string  // of the configuration text it builds; "" for none (a flake, a system)
 	switchTo int     // for a switch of generation, the generation
+	reason   string  // of its failure, read from the log under the operation lock
 	// Guarded by the registry's mu.
 	finished bool
 	err      error
@@ -117,7 +118,7 @@ func (m *Manager) buildLocked(run *buildRun, name string, build func(context.Con
 	err := build(run.ctx)
 	crash.At(crash.BuildDone)
 	if !isCancel(err) {
-		m.l.saveBuildOutcome(name, run.hash, err)
+		run.reason = m.l.saveBuildOutcome(name, run.hash, err)
 	}
 	return err
 }
@@ -125,9 +126,9 @@ func (m *Manager) buildLocked(run *buildRun, name string, build func(context.Con
 // finishBuild records a build's outcome: the container's build state and error, and
 // the end of its first build (creating).
 func (m *Manager) finishBuild(c *record, run *buildRun, err error, took time.Duration) {
-	var reason string
-	if err != nil {
-		reason = oneLine(buildError(m.l.BuildLogPath(c.name), err)) // reads the log: not under the lock
+	reason := run.reason
+	if err != nil && reason == "" {
+		reason = oneLine(buildError(m.l.BuildLogPath(c.name), err)) // reads the log: not under mu
 	}
 	_, generation := systemGeneration(m.l.SystemLink(c.name))
 	_, confErr := os.Stat(m.l.ConfPath(c.name))

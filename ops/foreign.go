@@ -49,12 +49,14 @@ func (m *Manager) waitForeign(ctx context.Context, name string) error {
 	}
 	f.look() // the last lines
 	f.log.lines.flush()
-	if kind, _, _ := m.l.readIntent(name); kind == intentBuild || kind == intentSwitch || kind == intentCreate {
-		// The lock is free and the intent still there: its process died in it.
-		if f.following {
-			m.reg.endForeign(name, BuildFailed, errCutOff.Error(), true)
+	if !f.intent.IsZero() && f.intent.Equal(m.l.intentTime(name)) {
+		// The lock was let go of, and the intent of the build followed is still
+		// there: its process died in it. Recovery, as at a start, says how far it
+		// got (cut off, or built when it had switched the profile); unless another
+		// operation took the lock since, which then tells.
+		if err := m.recoverContainer(ctx, name); err != nil {
+			m.log.Warn().Err(err).Str("container", name).Msg("recovery")
 		}
-		return fmt.Errorf("%w: %v", ErrBuildFailed, errCutOff)
 	}
 	state, reason, _ := m.l.loadBuildOutcome(name)
 	f.end(true)
@@ -73,19 +75,21 @@ type foreignBuild struct {
 	intent    time.Time // when its intent was marked: a new one is a new build
 }
 
-// look reads the intent, and the log of a build.
+// look reads the intent, and the log of a build: once one was seen, also after its
+// intent is gone (the build ended: its last lines).
 func (f *foreignBuild) look() {
-	kind, _, _ := f.m.l.readIntent(f.name)
-	if kind != intentBuild && kind != intentSwitch && kind != intentCreate {
+	if kind, _, _ := f.m.l.readIntent(f.name); kind == intentBuild || kind == intentSwitch || kind == intentCreate {
+		if at := f.m.l.intentTime(f.name); !at.IsZero() && !at.Equal(f.intent) {
+			// A build marked since: its log was emptied before (buildLocked), so it
+			// is read from its start.
+			f.intent = at
+			f.log.reset()
+		}
+		f.following = f.following || f.m.reg.beginForeign(f.name)
+	}
+	if f.intent.IsZero() {
 		return
 	}
-	if fi, err := os.Stat(f.m.l.intentPath(f.name)); err == nil && !fi.ModTime().Equal(f.intent) {
-		// A build marked since: its log was emptied before (buildLocked), so it is
-		// read from its start.
-		f.intent = fi.ModTime()
-		f.log.reset()
-	}
-	f.following = f.following || f.m.reg.beginForeign(f.name)
 	if p, moved := f.log.read(); f.following && moved {
 		f.m.reg.noteForeign(f.name, p)
 	}
@@ -192,8 +196,11 @@ func (r *registry) endForeign(name string, state BuildState, reason string, ende
 	if c.running != nil {
 		return // a build of its own began meanwhile: it tells
 	}
-	if !ended {
+	if !ended || state == BuildUnknown {
 		c.build = c.foreignPrev
+		if c.build != BuildUnknown {
+			r.publishLocked(name, EventConfig, c.build.String())
+		}
 		return
 	}
 	c.build = state

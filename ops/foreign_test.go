@@ -141,7 +141,8 @@ func TestWaitForeignFollowsAndReports(t *testing.T) {
 	defer cancel()
 	m.reg.records["fw"].build = BuildBuilt // as its last build left it
 
-	// A wait that ends first.
+	// A wait that ends first: status and watchers are told what was before.
+	events := m.Watch(ctx, "fw")
 	end := otherBuild(t, l, "fw")
 	waitCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -154,6 +155,11 @@ func TestWaitForeignFollowsAndReports(t *testing.T) {
 	if st, _ := m.Status("fw"); st.Config != BuildBuilt || st.BuildProgress != nil || st.Error != "" {
 		t.Errorf("after a cancelled wait, status shows %+v, want what it did before", st)
 	}
+	for _, want := range []string{BuildBuilding.String(), BuildBuilt.String()} {
+		if ev := nextConfigEvent(t, events); ev != want {
+			t.Errorf("watchers were told config %q, want %q", ev, want)
+		}
+	}
 
 	// A build that fails, its log written as it goes.
 	go func() { done <- m.waitForeign(ctx, "fw") }()
@@ -161,6 +167,8 @@ func TestWaitForeignFollowsAndReports(t *testing.T) {
 	waitShows(t, m, "fw", "the progress", func(st Status) bool {
 		return st.Config == BuildBuilding && st.BuildProgress != nil && st.BuildProgress.Building == "dep-1"
 	})
+	// Its last lines, written just before it ends, are passed on all the same.
+	appendFile(t, l.BuildLogPath("fw"), "error: boom\n")
 	l.saveBuildOutcome("fw", "abc", fmt.Errorf("%w: nix-build: exit status 1", ErrBuildFailed))
 	end(false)
 	if err := <-done; !errors.Is(err, ErrBuildFailed) {
@@ -169,9 +177,28 @@ func TestWaitForeignFollowsAndReports(t *testing.T) {
 	if st, _ := m.Status("fw"); st.Config != BuildFailed || st.BuildProgress != nil {
 		t.Errorf("status after it: %+v", st)
 	}
-	if want := "these 2 derivations will be built:\nbuilding '/nix/store/aaaa-dep-1.drv'...\n"; out.String() != want {
+	if want := "these 2 derivations will be built:\nbuilding '/nix/store/aaaa-dep-1.drv'...\nerror: boom\n"; out.String() != want {
 		t.Errorf("lines passed on: %q, want nix's alone: %q", out.String(), want)
 	}
+
+	// A build that ends, its lock taken at once by a build of this process, which
+	// marks its own intent: the one followed ended as it saved, not cut off.
+	end = otherBuild(t, l, "fw")
+	go func() { done <- m.waitForeign(ctx, "fw") }()
+	waitShows(t, m, "fw", "config building", func(st Status) bool { return st.Config == BuildBuilding })
+	l.saveBuildOutcome("fw", "abc", nil)
+	end(false)
+	own, err := l.lockOp(ctx, "fw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := own.mark(intentBuild, 2, "def"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("after the other process's build, with one of this process's begun: %v", err)
+	}
+	own.done()
 
 	// A process that dies in its build.
 	end = otherBuild(t, l, "fw")
@@ -180,5 +207,34 @@ func TestWaitForeignFollowsAndReports(t *testing.T) {
 	end(true)
 	if err := <-done; !errors.Is(err, ErrBuildFailed) || !strings.Contains(err.Error(), "cut off") {
 		t.Errorf("after the other process died in its build: %v", err)
+	}
+}
+
+// appendFile adds text to the file at path.
+func appendFile(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// nextConfigEvent is the value of the next config event, waiting at most 10 s.
+func nextConfigEvent(t *testing.T, events <-chan Event) string {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.Kind == EventConfig {
+				return ev.Value
+			}
+		case <-timeout:
+			return "(none in 10 s)"
+		}
 	}
 }

@@ -45,7 +45,7 @@ func (l Layout) intentPath(name string) string { return filepath.Join(l.DataPath
 // operation (or another of this process's) to end, or until ctx ends.
 func (l Layout) lockOp(ctx context.Context, name string) (*opLock, error) {
 	for {
-		op, ok, err := l.tryLockOp(name)
+		op, ok, err := l.tryLockOpOnce(name)
 		if err != nil || ok {
 			return op, err
 		}
@@ -59,8 +59,20 @@ func (l Layout) lockOp(ctx context.Context, name string) (*opLock, error) {
 	}
 }
 
-// tryLockOp takes the container's operation lock if no process holds it.
+// tryLockOp takes the container's operation lock if no process holds it. Another
+// process's start probes the lock by taking it for an instant (otherHolds): one found
+// taken is tried again, for a few milliseconds, before it counts as held.
 func (l Layout) tryLockOp(name string) (*opLock, bool, error) {
+	for try := 1; ; try++ {
+		op, ok, err := l.tryLockOpOnce(name)
+		if ok || err != nil || try == 4 {
+			return op, ok, err
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (l Layout) tryLockOpOnce(name string) (*opLock, bool, error) {
 	path := l.lockPath(name)
 	heldOps.Lock()
 	defer heldOps.Unlock()
@@ -165,6 +177,15 @@ func (o *opLock) done() {
 	}
 	os.Remove(o.l.intentPath(o.name))
 	o.release()
+}
+
+// intentTime is when the container's intent was marked; zero when there is none.
+func (l Layout) intentTime(name string) time.Time {
+	fi, err := os.Stat(l.intentPath(name))
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
 }
 
 // readIntent is the intent left in the container's data directory ("" for none), and

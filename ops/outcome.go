@@ -40,13 +40,17 @@ func (l Layout) lastWritten(name string) string {
 	return strings.TrimSpace(string(data))
 }
 
-// saveBuildOutcome keeps the outcome of a build of the text with that hash.
-func (l Layout) saveBuildOutcome(name, hash string, err error) {
-	text := BuildBuilt.String() + " " + hash + "\n"
+// saveBuildOutcome keeps the outcome of a build of the text with that hash, and
+// returns the reason it kept for a failure (read from the build log: so under the
+// operation lock, before another build empties it).
+func (l Layout) saveBuildOutcome(name, hash string, err error) string {
+	text, reason := BuildBuilt.String()+" "+hash+"\n", ""
 	if err != nil {
-		text = BuildFailed.String() + " " + hash + "\n" + oneLine(buildError(l.BuildLogPath(name), err)) + "\n"
+		reason = oneLine(buildError(l.BuildLogPath(name), err))
+		text = BuildFailed.String() + " " + hash + "\n" + reason + "\n"
 	}
 	writeFileAtomic(l.outcomePath(name), []byte(text), 0o600)
+	return reason
 }
 
 // loadBuildOutcome reads what saveBuildOutcome kept: BuildUnknown when nothing was.

@@ -115,19 +115,26 @@ func (l Layout) opPath(name, kind string) string {
 // of other processes that it overrides. A record is news, not state: not synced to
 // disk, and one that cannot be written only loses that news. It is renamed into place,
 // so that a reader sees it whole. A container whose conf file is gone (destroyed)
-// gets none: its data directory is gone with it.
+// gets none: its data directory is gone with it, and one made here while another
+// process destroyed it goes again.
 func (l Layout) recordOp(name, kind string) {
 	if _, err := os.Stat(l.ConfPath(name)); err != nil {
 		return
 	}
-	if err := os.MkdirAll(l.DataPath(name), 0o700); err != nil {
+	dir := l.DataPath(name)
+	os.MkdirAll(l.DataDir, 0o700)
+	made := os.Mkdir(dir, 0o700) == nil
+	tmp, err := os.CreateTemp(dir, ".op-"+kind+".tmp*")
+	if err != nil {
 		return
 	}
-	path := l.opPath(name, kind)
-	tmp := fmt.Sprintf("%s.%d", path, os.Getpid())
-	text := fmt.Appendf(nil, "%d %d\n", os.Getpid(), time.Now().UnixNano())
-	if os.WriteFile(tmp, text, 0o600) != nil || os.Rename(tmp, path) != nil {
-		os.Remove(tmp)
+	_, werr := fmt.Fprintf(tmp, "%d %d\n", os.Getpid(), time.Now().UnixNano())
+	if cerr := tmp.Close(); werr != nil || cerr != nil || os.Rename(tmp.Name(), l.opPath(name, kind)) != nil {
+		os.Remove(tmp.Name())
+	}
+	if _, err := os.Stat(l.ConfPath(name)); made && err != nil {
+		os.Remove(l.opPath(name, kind))
+		os.Remove(dir) // unless another process put files there since
 	}
 }
 
