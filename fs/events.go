@@ -105,7 +105,12 @@ func (h *eventsHandle) Release(ctx context.Context) syscall.Errno {
 	return 0
 }
 
-// eventLine is one line of the stream: TIME NAME KEY VALUE.
+// eventLine is one line of the stream: TIME NAME KEY VALUE, "-" for an empty value
+// (as in status).
 func eventLine(ev ops.Event) string {
-	return fmt.Sprintf("%s %s %s %s\n", ev.Time.Format(time.RFC3339), ev.Name, ev.Kind, ev.Value)
+	value := ev.Value
+	if value == "" {
+		value = "-"
+	}
+	return fmt.Sprintf("%s %s %s %s\n", ev.Time.Format(time.RFC3339), ev.Name, ev.Kind, value)
 }

@@ -55,8 +55,11 @@
 //     deletion mark their intent, which recovery reads (intents.go). Create and
 //     Destroy only try it (a few times over some milliseconds); a start probes it
 //     (otherHolds), to learn whether another process builds, by taking it for an
-//     instant. Which of these locks this process holds is counted in heldOps, whose
-//     mutex is held only around an open and a non-blocking flock of the lock file.
+//     instant, and tries it to recover a build whose process died (foreign.go),
+//     holding it then as recovery at a start does. An operation removes only the
+//     intent it marked. Which of these locks this process holds is counted in
+//     heldOps, whose mutex is held only around an open and a non-blocking flock of
+//     the lock file.
 //  4. The address lock (flock on Layout.LockFile, shared with nixos-container): held
 //     while addresses are chosen and while a conf file is written or removed.
 //  5. The conf lock (Manager.confMu): held from a read of a conf file to its copy in

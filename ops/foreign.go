@@ -47,14 +47,14 @@ func (m *Manager) waitForeign(ctx context.Context, name string) error {
 			break
 		}
 	}
-	f.look() // the last lines
+	f.readLog() // its last lines (of the build followed: a new one's intent is not taken up)
 	f.log.lines.flush()
-	if !f.intent.IsZero() && f.intent.Equal(m.l.intentTime(name)) {
+	if f.intent != (intentMark{}) && f.intent == m.l.readIntentMark(name) {
 		// The lock was let go of, and the intent of the build followed is still
 		// there: its process died in it. Recovery, as at a start, says how far it
-		// got (cut off, or built when it had switched the profile); unless another
-		// operation took the lock since, which then tells.
-		if err := m.recoverContainer(ctx, name); err != nil {
+		// got (cut off, or built when it had switched the profile). When another
+		// operation took the lock since, it is not tried: the next start recovers.
+		if err := m.recoverContainer(ctx, name, false); err != nil {
 			m.log.Warn().Err(err).Str("container", name).Msg("recovery")
 		}
 	}
@@ -71,23 +71,28 @@ type foreignBuild struct {
 	m         *Manager
 	name      string
 	log       foreignLog
-	following bool      // this start shows it (beginForeign)
-	intent    time.Time // when its intent was marked: a new one is a new build
+	following bool       // this start shows it (beginForeign)
+	intent    intentMark // its intent: a new one is a new build
 }
 
-// look reads the intent, and the log of a build: once one was seen, also after its
-// intent is gone (the build ended: its last lines).
+// look reads the intent, and the log of a build.
 func (f *foreignBuild) look() {
 	if kind, _, _ := f.m.l.readIntent(f.name); kind == intentBuild || kind == intentSwitch || kind == intentCreate {
-		if at := f.m.l.intentTime(f.name); !at.IsZero() && !at.Equal(f.intent) {
+		if mark := f.m.l.readIntentMark(f.name); mark != (intentMark{}) && mark != f.intent {
 			// A build marked since: its log was emptied before (buildLocked), so it
 			// is read from its start.
-			f.intent = at
+			f.intent = mark
 			f.log.reset()
 		}
 		f.following = f.following || f.m.reg.beginForeign(f.name)
 	}
-	if f.intent.IsZero() {
+	f.readLog()
+}
+
+// readLog reads what the build followed added to its log: once one was seen, also
+// after its intent is gone (the build ended: its last lines).
+func (f *foreignBuild) readLog() {
+	if f.intent == (intentMark{}) {
 		return
 	}
 	if p, moved := f.log.read(); f.following && moved {
@@ -102,7 +107,14 @@ func (f *foreignBuild) end(ended bool) {
 		return
 	}
 	state, reason, _ := f.m.l.loadBuildOutcome(f.name)
-	f.m.reg.endForeign(f.name, state, reason, ended)
+	if !ended {
+		state = BuildUnknown
+	}
+	idle := BuildUnknown // what Status shows for a container with no build state
+	if sys, _ := systemGeneration(f.m.l.SystemLink(f.name)); sys != "" {
+		idle = BuildBuilt
+	}
+	f.m.reg.endForeign(f.name, state, reason, idle)
 }
 
 // foreignLog is a build log that another process writes, read from its start.
@@ -181,10 +193,11 @@ func (r *registry) noteForeign(name string, p BuildProgress) {
 	r.publishLocked(name, EventProgress, p.String())
 }
 
-// endForeign shows the outcome another process saved for its build, once it ended
-// (unknown: the lock was held for no build); when the wait here ended first, the build
-// goes on elsewhere, and the container shows what it did before.
-func (r *registry) endForeign(name string, state BuildState, reason string, ended bool) {
+// endForeign shows the outcome another process saved for its build. With none (the
+// wait here ended first, and the build goes on elsewhere; or the lock was held for no
+// build) the container shows what it did before, and watchers are told so: idle, when
+// that was no build state at all.
+func (r *registry) endForeign(name string, state BuildState, reason string, idle BuildState) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c := r.records[name]
@@ -196,10 +209,12 @@ func (r *registry) endForeign(name string, state BuildState, reason string, ende
 	if c.running != nil {
 		return // a build of its own began meanwhile: it tells
 	}
-	if !ended || state == BuildUnknown {
+	if state == BuildUnknown {
 		c.build = c.foreignPrev
-		if c.build != BuildUnknown {
-			r.publishLocked(name, EventConfig, c.build.String())
+		if shown := c.build; shown != BuildUnknown {
+			r.publishLocked(name, EventConfig, shown.String())
+		} else {
+			r.publishLocked(name, EventConfig, idle.String())
 		}
 		return
 	}

@@ -181,6 +181,24 @@ func TestWaitForeignFollowsAndReports(t *testing.T) {
 		t.Errorf("lines passed on: %q, want nix's alone: %q", out.String(), want)
 	}
 
+	// A build that ends, and another process's intent there when its lock is let go
+	// of (marked, and that process gone at once): the one followed ended as it
+	// saved; not taken for cut off, nor that other intent recovered here.
+	end = otherBuild(t, l, "fw")
+	go func() { done <- m.waitForeign(ctx, "fw") }()
+	waitShows(t, m, "fw", "config building", func(st Status) bool { return st.Config == BuildBuilding })
+	l.saveBuildOutcome("fw", "abc", nil)
+	os.Remove(l.intentPath("fw"))
+	os.WriteFile(l.intentPath("fw"), []byte("build 2 other\n"), 0o600)
+	end(true) // the lock let go of, the new intent left
+	if err := <-done; err != nil {
+		t.Errorf("after the other process's build, with a third's intent there: %v", err)
+	}
+	if kind, _, hash := l.readIntent("fw"); kind != intentBuild || hash != "other" {
+		t.Errorf("the third process's intent, left for recovery at a start: %q %q", kind, hash)
+	}
+	os.Remove(l.intentPath("fw"))
+
 	// A build that ends, its lock taken at once by a build of this process, which
 	// marks its own intent: the one followed ended as it saved, not cut off.
 	end = otherBuild(t, l, "fw")
@@ -235,6 +253,29 @@ func nextConfigEvent(t *testing.T, events <-chan Event) string {
 			}
 		case <-timeout:
 			return "(none in 10 s)"
+		}
+	}
+}
+
+// A wait cancelled on a container with no build state (made by another process, never
+// built here, no system yet) tells watchers so, as it told them of the build.
+func TestWaitForeignCancelledTellsNoState(t *testing.T) {
+	l := Layout{DataDir: t.TempDir(), LogDir: t.TempDir(), ProfileDir: t.TempDir()}
+	m := bareManager(l, "fw")
+	m.nix = &builder{}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	events := m.Watch(ctx, "fw")
+	otherBuild(t, l, "fw")
+	waitCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.waitForeign(waitCtx, "fw") }()
+	waitShows(t, m, "fw", "config building", func(st Status) bool { return st.Config == BuildBuilding })
+	stop()
+	<-done
+	for _, want := range []string{BuildBuilding.String(), BuildUnknown.String()} {
+		if ev := nextConfigEvent(t, events); ev != want {
+			t.Errorf("watchers were told config %q, want %q", ev, want)
 		}
 	}
 }

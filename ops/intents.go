@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -33,9 +35,10 @@ const (
 
 // opLock is a container's operation lock, held by this process.
 type opLock struct {
-	l    Layout
-	name string
-	f    *fileLock
+	l      Layout
+	name   string
+	f      *fileLock
+	marked bool // an intent of its own is on disk
 }
 
 func (l Layout) lockPath(name string) string   { return filepath.Join(l.DataPath(name), "lock") }
@@ -167,25 +170,49 @@ func (o *opLock) mark(kind intentKind, generation int, hash string) error {
 	if err := writeFileAtomic(o.l.intentPath(o.name), []byte(text), 0o600); err != nil {
 		return fmt.Errorf("mark %s of %s: %w", kind, o.name, err)
 	}
+	o.marked = true
 	return nil
 }
 
-// done removes the intent (the operation is over) and releases the lock.
+// done removes the intent it marked (the operation is over) and releases the lock. An
+// intent it did not mark, a dead process's, stays for recovery.
 func (o *opLock) done() {
 	if o == nil {
 		return
 	}
-	os.Remove(o.l.intentPath(o.name))
+	if o.marked {
+		os.Remove(o.l.intentPath(o.name))
+	}
 	o.release()
 }
 
-// intentTime is when the container's intent was marked; zero when there is none.
-func (l Layout) intentTime(name string) time.Time {
-	fi, err := os.Stat(l.intentPath(name))
+// intentMark tells one marking of an intent from another: each is a new file (renamed
+// into place), with its time and text; a file's time alone is as coarse as the
+// kernel's clock tick, which two marks may share.
+type intentMark struct {
+	ino  uint64
+	at   time.Time
+	text string
+}
+
+// readIntentMark is the mark of the container's intent; the zero mark when there is
+// none.
+func (l Layout) readIntentMark(name string) intentMark {
+	f, err := os.Open(l.intentPath(name))
 	if err != nil {
-		return time.Time{}
+		return intentMark{}
 	}
-	return fi.ModTime()
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return intentMark{}
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return intentMark{}
+	}
+	text, _ := io.ReadAll(io.LimitReader(f, 4096))
+	return intentMark{ino: st.Ino, at: fi.ModTime(), text: string(text)}
 }
 
 // readIntent is the intent left in the container's data directory ("" for none), and
@@ -215,7 +242,7 @@ func (m *Manager) recover(ctx context.Context) {
 	}
 	for _, e := range entries {
 		if name := e.Name(); e.IsDir() && ValidateName(name) == nil {
-			if err := m.recoverContainer(ctx, name); err != nil {
+			if err := m.recoverContainer(ctx, name, true); err != nil {
 				m.log.Warn().Err(err).Str("container", name).Msg("recovery")
 			}
 		}
@@ -235,7 +262,12 @@ func (m *Manager) sweepTemps() {
 	}
 }
 
-func (m *Manager) recoverContainer(ctx context.Context, name string) error {
+// recoverContainer ends the operation on the container that a dead process left half
+// done. At a start (atStart) it also forgets what nixcfs kept of a container removed
+// by another program, and reports a text written and never built as cut off; a
+// running Manager (a start that followed a build of a process that died) leaves both
+// alone: a text written since may be queued here.
+func (m *Manager) recoverContainer(ctx context.Context, name string, atStart bool) error {
 	lock, ok, err := m.l.tryLockOp(name)
 	if !ok {
 		return err // another process works on it: its operation is not cut off
@@ -256,12 +288,12 @@ func (m *Manager) recoverContainer(ctx context.Context, name string) error {
 		}
 		m.log.Warn().Str("container", name).Str("intent", string(kind)).Msg("a build was cut off")
 		m.l.saveBuildOutcome(name, hash, errCutOff)
-	case kind == "" && !hasConf:
+	case kind == "" && !hasConf && atStart:
 		// What nixcfs kept of a container removed by another program.
 		return os.RemoveAll(m.l.DataPath(name))
 	}
 	os.Remove(m.l.intentPath(name))
-	if written, ok := m.l.unbuilt(name); ok && hasConf {
+	if written, ok := m.l.unbuilt(name); ok && hasConf && atStart {
 		m.log.Warn().Str("container", name).Msg("a text written was never built")
 		m.l.saveBuildOutcome(name, written, errCutOff)
 	}

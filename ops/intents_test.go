@@ -88,3 +88,30 @@ func TestStartupSweeps(t *testing.T) {
 		t.Errorf("the host's file a link in the trash pointed at: %q, %v", data, err)
 	}
 }
+
+// An operation that marked no intent (a generation's deletion) leaves a dead process's
+// intent for recovery when it is done; one that marked its own removes it.
+func TestDoneRemovesOnlyItsOwnIntent(t *testing.T) {
+	l := Layout{DataDir: t.TempDir()}
+	os.MkdirAll(l.DataPath("di"), 0o700)
+	os.WriteFile(l.intentPath("di"), []byte("build 1 dead\n"), 0o600)
+	op, err := l.lockOp(context.Background(), "di")
+	if err != nil {
+		t.Fatal(err)
+	}
+	op.done()
+	if kind, _, hash := l.readIntent("di"); kind != intentBuild || hash != "dead" {
+		t.Errorf("a dead process's intent, after an operation that marked none: %q %q", kind, hash)
+	}
+	op, err = l.lockOp(context.Background(), "di")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := op.mark(intentBuild, 2, "own"); err != nil {
+		t.Fatal(err)
+	}
+	op.done()
+	if kind, _, _ := l.readIntent("di"); kind != "" {
+		t.Errorf("its own intent, after it was done: %q", kind)
+	}
+}
