@@ -36,12 +36,12 @@ func (m *Manager) waitForeign(ctx context.Context, name string) error {
 		f.look()
 		select {
 		case <-ctx.Done():
-			f.end(false)
+			f.end(BuildUnknown, "")
 			return context.Cause(ctx)
 		case <-tick.C:
 		}
 		if busy, err := m.l.otherHolds(name); err != nil {
-			f.end(false)
+			f.end(BuildUnknown, "")
 			return err
 		} else if !busy {
 			break
@@ -58,8 +58,8 @@ func (m *Manager) waitForeign(ctx context.Context, name string) error {
 			m.log.Warn().Err(err).Str("container", name).Msg("recovery")
 		}
 	}
-	state, reason, _ := m.l.loadBuildOutcome(name)
-	f.end(true)
+	state, reason := f.outcome()
+	f.end(state, reason)
 	if state == BuildFailed {
 		return fmt.Errorf("%w: %s", ErrBuildFailed, reason)
 	}
@@ -77,8 +77,8 @@ type foreignBuild struct {
 
 // look reads the intent, and the log of a build.
 func (f *foreignBuild) look() {
-	if kind, _, _ := f.m.l.readIntent(f.name); kind == intentBuild || kind == intentSwitch || kind == intentCreate {
-		if mark := f.m.l.readIntentMark(f.name); mark != (intentMark{}) && mark != f.intent {
+	if mark := f.m.l.readIntentMark(f.name); mark.kind().building() {
+		if mark != f.intent {
 			// A build marked since: its log was emptied before (buildLocked), so it
 			// is read from its start.
 			f.intent = mark
@@ -100,19 +100,31 @@ func (f *foreignBuild) readLog() {
 	}
 }
 
-// end shows the outcome that build saved, once it ended; else what was shown before
-// it (the wait ended first).
-func (f *foreignBuild) end(ended bool) {
+// outcome is what the build followed saved: BuildUnknown when the outcome there is of
+// another text (that build was cancelled, and saved none). A create's intent records
+// no text, but its container's data began empty: any outcome is its first build's.
+func (f *foreignBuild) outcome() (BuildState, string) {
+	if f.intent == (intentMark{}) {
+		return BuildUnknown, "" // the lock was held for no build
+	}
+	state, reason, hash := f.m.l.loadBuildOutcome(f.name)
+	if kind, _, followed := f.intent.of(); kind != intentCreate && hash != followed {
+		return BuildUnknown, ""
+	}
+	return state, reason
+}
+
+// end shows the outcome of the build followed; with none (BuildUnknown: the wait
+// ended first, or that build saved none) what was shown before it.
+func (f *foreignBuild) end(state BuildState, reason string) {
 	if !f.following {
 		return
 	}
-	state, reason, _ := f.m.l.loadBuildOutcome(f.name)
-	if !ended {
-		state = BuildUnknown
-	}
 	idle := BuildUnknown // what Status shows for a container with no build state
-	if sys, _ := systemGeneration(f.m.l.SystemLink(f.name)); sys != "" {
-		idle = BuildBuilt
+	if conf, err := f.m.Conf(f.name); err == nil {
+		if sys, _ := systemGeneration(f.m.l.SystemOf(f.name, conf)); sys != "" {
+			idle = BuildBuilt
+		}
 	}
 	f.m.reg.endForeign(f.name, state, reason, idle)
 }

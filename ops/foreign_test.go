@@ -279,3 +279,48 @@ func TestWaitForeignCancelledTellsNoState(t *testing.T) {
 		}
 	}
 }
+
+// A build followed that saved no outcome (cancelled) is no failure of an older text's;
+// a destroy's intent is never followed, nor finished here when its process dies.
+func TestWaitForeignOnlyItsBuild(t *testing.T) {
+	l := Layout{DataDir: t.TempDir(), LogDir: t.TempDir(), ProfileDir: t.TempDir()}
+	m := bareManager(l, "fw")
+	m.nix = &builder{}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	m.reg.records["fw"].build = BuildFailed
+	os.MkdirAll(l.DataPath("fw"), 0o700)
+	l.saveBuildOutcome("fw", "old", fmt.Errorf("%w: an older text's failure", ErrBuildFailed))
+	if state, _, _ := l.loadBuildOutcome("fw"); state != BuildFailed {
+		t.Fatalf("the older text's outcome: %v", state)
+	}
+
+	end := otherBuild(t, l, "fw") // intent: build of abc
+	done := make(chan error, 1)
+	go func() { done <- m.waitForeign(ctx, "fw") }()
+	waitShows(t, m, "fw", "config building", func(st Status) bool { return st.Config == BuildBuilding })
+	end(false) // cancelled: no outcome saved
+	if err := <-done; err != nil {
+		t.Errorf("after a build that saved no outcome: %v", err)
+	}
+	if st, _ := m.Status("fw"); st.Config != BuildFailed {
+		t.Errorf("status after it: %+v, want what it showed before", st)
+	}
+
+	end = otherBuild(t, l, "fw")
+	os.WriteFile(l.intentPath("fw"), []byte("destroy 0 \n"), 0o600)
+	events := m.Watch(ctx, "fw")
+	go func() { done <- m.waitForeign(ctx, "fw") }()
+	end(true)
+	if err := <-done; err != nil {
+		t.Errorf("after a destroy's process died: %v", err)
+	}
+	select {
+	case ev := <-events:
+		t.Errorf("watchers were told of a destroy as of a build: %+v", ev)
+	default:
+	}
+	if kind, _, _ := l.readIntent("fw"); kind != intentDestroy {
+		t.Errorf("the destroy's intent, left for recovery at a start: %q", kind)
+	}
+}

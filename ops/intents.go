@@ -215,6 +215,25 @@ func (l Layout) readIntentMark(name string) intentMark {
 	return intentMark{ino: st.Ino, at: fi.ModTime(), text: string(text)}
 }
 
+// kind is the intent the mark records.
+func (i intentMark) kind() intentKind { k, _, _ := i.of(); return k }
+
+// of is what the mark says: the intent, and the generation and text hash it recorded.
+func (i intentMark) of() (kind intentKind, generation int, hash string) {
+	fields := strings.Fields(i.text)
+	for len(fields) < 3 {
+		fields = append(fields, "")
+	}
+	generation, _ = strconv.Atoi(fields[1])
+	return intentKind(fields[0]), generation, fields[2]
+}
+
+// building tells whether the intent is of a build: a create's first, an update's, a
+// switch of generation.
+func (k intentKind) building() bool {
+	return k == intentBuild || k == intentSwitch || k == intentCreate
+}
+
 // readIntent is the intent left in the container's data directory ("" for none), and
 // the generation and text hash its mark recorded.
 func (l Layout) readIntent(name string) (kind intentKind, generation int, hash string) {
@@ -222,12 +241,7 @@ func (l Layout) readIntent(name string) (kind intentKind, generation int, hash s
 	if err != nil {
 		return "", 0, ""
 	}
-	fields := strings.Fields(string(data))
-	for len(fields) < 3 {
-		fields = append(fields, "")
-	}
-	generation, _ = strconv.Atoi(fields[1])
-	return intentKind(fields[0]), generation, fields[2]
+	return intentMark{text: string(data)}.of()
 }
 
 // errCutOff is the reason of a build a crash cut off, as status shows it.
