@@ -118,7 +118,7 @@ func (m *Manager) buildLocked(run *buildRun, name string, build func(context.Con
 	err := build(run.ctx)
 	crash.At(crash.BuildDone)
 	if !isCancel(err) {
-		run.reason = m.l.saveBuildOutcome(name, run.hash, err)
+		run.reason = m.l.saveBuildOutcome(name, run.hash, op.id, err)
 	}
 	return err
 }

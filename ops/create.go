@@ -45,7 +45,7 @@ func (m *Manager) Create(ctx context.Context, name string, o CreateOptions) (str
 		return "", err
 	}
 	crash.At(crash.CreateReserved)
-	op, err := m.markCreate(name)
+	op, err := m.markCreate(name, configText)
 	if err != nil {
 		return "", err
 	}
@@ -151,11 +151,20 @@ func (m *Manager) reserve(name string, o CreateOptions) (string, Conf, error) {
 	return name, conf, nil
 }
 
+// configHash is the hash of a container's first configuration.nix; "" for none (a
+// prebuilt system).
+func configHash(configText string) string {
+	if configText == "" {
+		return ""
+	}
+	return textHash([]byte(configText))
+}
+
 // markCreate takes the new container's operation lock and marks the intent to create
-// it, which a crash before its conf file is written leaves for the next start to undo.
+// it (with the hash of the text its first build builds), which a crash before its conf file is written leaves for the next start to undo.
 // What nixcfs kept of an earlier container of that name, removed by another program,
 // goes first.
-func (m *Manager) markCreate(name string) (*opLock, error) {
+func (m *Manager) markCreate(name, configText string) (*opLock, error) {
 	op, ok, err := m.l.tryLockOp(name)
 	if !ok {
 		if err == nil {
@@ -167,7 +176,7 @@ func (m *Manager) markCreate(name string) (*opLock, error) {
 		op.done()
 		return nil, fmt.Errorf("create %s: %w", name, err)
 	}
-	if err := op.mark(intentCreate, 0, ""); err != nil {
+	if err := op.mark(intentCreate, 0, configHash(configText)); err != nil {
 		op.done()
 		return nil, err
 	}
@@ -184,10 +193,7 @@ func (m *Manager) writeContainer(name, configText string, conf Conf, op *opLock)
 	c.creating, c.conf = true, conf
 	m.reg.mu.Lock()
 	run := m.queueLocked(c)
-	run.op = op
-	if configText != "" {
-		run.hash = textHash([]byte(configText))
-	}
+	run.op, run.hash = op, configHash(configText)
 	m.beginLocked(c, run)
 	m.reg.records[name] = c
 	m.reg.mu.Unlock()

@@ -162,7 +162,8 @@ func (m *Manager) refreshConf(name string, announce bool) {
 		return
 	}
 	decl := isDeclarative(path)
-	outcome, reason, _ := m.l.loadBuildOutcome(name)
+	last := m.l.loadBuildOutcome(name)
+	outcome, reason := last.state, last.reason
 	m.reg.mu.Lock()
 	defer m.reg.mu.Unlock()
 	c := m.reg.records[name]

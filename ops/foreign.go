@@ -100,18 +100,18 @@ func (f *foreignBuild) readLog() {
 	}
 }
 
-// outcome is what the build followed saved: BuildUnknown when the outcome there is of
-// another text (that build was cancelled, and saved none). A create's intent records
-// no text, but its container's data began empty: any outcome is its first build's.
+// outcome is what the build followed saved: BuildUnknown when the outcome there is
+// another build's (that one was cancelled, and saved none), known by the id of its
+// intent.
 func (f *foreignBuild) outcome() (BuildState, string) {
 	if f.intent == (intentMark{}) {
 		return BuildUnknown, "" // the lock was held for no build
 	}
-	state, reason, hash := f.m.l.loadBuildOutcome(f.name)
-	if kind, _, followed := f.intent.of(); kind != intentCreate && hash != followed {
+	last, followed := f.m.l.loadBuildOutcome(f.name), f.intent.of()
+	if last.id != followed.id || last.hash != followed.hash {
 		return BuildUnknown, ""
 	}
-	return state, reason
+	return last.state, last.reason
 }
 
 // end shows the outcome of the build followed; with none (BuildUnknown: the wait

@@ -107,7 +107,7 @@ func otherBuild(t *testing.T, l Layout, name string) (end func(dies bool)) {
 	for busy, _ := l.otherHolds(name); !busy; busy, _ = l.otherHolds(name) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	os.WriteFile(l.intentPath(name), []byte("build 1 abc\n"), 0o600)
+	os.WriteFile(l.intentPath(name), fmt.Appendf(nil, "build 1 abc %d\n", time.Now().UnixNano()), 0o600)
 	return func(dies bool) {
 		if !dies {
 			os.Remove(l.intentPath(name))
@@ -169,7 +169,7 @@ func TestWaitForeignFollowsAndReports(t *testing.T) {
 	})
 	// Its last lines, written just before it ends, are passed on all the same.
 	appendFile(t, l.BuildLogPath("fw"), "error: boom\n")
-	l.saveBuildOutcome("fw", "abc", fmt.Errorf("%w: nix-build: exit status 1", ErrBuildFailed))
+	savedByIts(l, "fw", fmt.Errorf("%w: nix-build: exit status 1", ErrBuildFailed))
 	end(false)
 	if err := <-done; !errors.Is(err, ErrBuildFailed) {
 		t.Errorf("after the other process's failed build: %v", err)
@@ -187,9 +187,9 @@ func TestWaitForeignFollowsAndReports(t *testing.T) {
 	end = otherBuild(t, l, "fw")
 	go func() { done <- m.waitForeign(ctx, "fw") }()
 	waitShows(t, m, "fw", "config building", func(st Status) bool { return st.Config == BuildBuilding })
-	l.saveBuildOutcome("fw", "abc", nil)
+	savedByIts(l, "fw", nil)
 	os.Remove(l.intentPath("fw"))
-	os.WriteFile(l.intentPath("fw"), []byte("build 2 other\n"), 0o600)
+	os.WriteFile(l.intentPath("fw"), []byte("build 2 other x1\n"), 0o600)
 	end(true) // the lock let go of, the new intent left
 	if err := <-done; err != nil {
 		t.Errorf("after the other process's build, with a third's intent there: %v", err)
@@ -204,7 +204,7 @@ func TestWaitForeignFollowsAndReports(t *testing.T) {
 	end = otherBuild(t, l, "fw")
 	go func() { done <- m.waitForeign(ctx, "fw") }()
 	waitShows(t, m, "fw", "config building", func(st Status) bool { return st.Config == BuildBuilding })
-	l.saveBuildOutcome("fw", "abc", nil)
+	savedByIts(l, "fw", nil)
 	end(false)
 	own, err := l.lockOp(ctx, "fw")
 	if err != nil {
@@ -280,7 +280,8 @@ func TestWaitForeignCancelledTellsNoState(t *testing.T) {
 	}
 }
 
-// A build followed that saved no outcome (cancelled) is no failure of an older text's;
+// A build followed that saved no outcome (cancelled) is no failure of an older build's,
+// of the same text;
 // a destroy's intent is never followed, nor finished here when its process dies.
 func TestWaitForeignOnlyItsBuild(t *testing.T) {
 	l := Layout{DataDir: t.TempDir(), LogDir: t.TempDir(), ProfileDir: t.TempDir()}
@@ -290,9 +291,9 @@ func TestWaitForeignOnlyItsBuild(t *testing.T) {
 	defer cancel()
 	m.reg.records["fw"].build = BuildFailed
 	os.MkdirAll(l.DataPath("fw"), 0o700)
-	l.saveBuildOutcome("fw", "old", fmt.Errorf("%w: an older text's failure", ErrBuildFailed))
-	if state, _, _ := l.loadBuildOutcome("fw"); state != BuildFailed {
-		t.Fatalf("the older text's outcome: %v", state)
+	l.saveBuildOutcome("fw", "abc", "an-older-build", fmt.Errorf("%w: an older build's failure of the same text", ErrBuildFailed))
+	if last := l.loadBuildOutcome("fw"); last.state != BuildFailed {
+		t.Fatalf("the older build's outcome: %+v", last)
 	}
 
 	end := otherBuild(t, l, "fw") // intent: build of abc
@@ -308,19 +309,23 @@ func TestWaitForeignOnlyItsBuild(t *testing.T) {
 	}
 
 	end = otherBuild(t, l, "fw")
-	os.WriteFile(l.intentPath("fw"), []byte("destroy 0 \n"), 0o600)
-	events := m.Watch(ctx, "fw")
-	go func() { done <- m.waitForeign(ctx, "fw") }()
-	end(true)
-	if err := <-done; err != nil {
-		t.Errorf("after a destroy's process died: %v", err)
+	os.WriteFile(l.intentPath("fw"), []byte("destroy 0 - d1\n"), 0o600)
+	f := &foreignBuild{m: m, name: "fw", log: foreignLog{path: l.BuildLogPath("fw")}}
+	f.look() // while that process holds the lock
+	if f.following || f.intent != (intentMark{}) {
+		t.Errorf("a destroy's intent taken up as a build's: following %v, %+v", f.following, f.intent)
 	}
-	select {
-	case ev := <-events:
-		t.Errorf("watchers were told of a destroy as of a build: %+v", ev)
-	default:
+	end(true)
+	if err := m.waitForeign(ctx, "fw"); err != nil {
+		t.Errorf("after a destroy's process died: %v", err)
 	}
 	if kind, _, _ := l.readIntent("fw"); kind != intentDestroy {
 		t.Errorf("the destroy's intent, left for recovery at a start: %q", kind)
 	}
+}
+
+// savedByIts saves the outcome of the build whose intent is there, as that build does.
+func savedByIts(l Layout, name string, err error) {
+	in := l.readIntentMark(name).of()
+	l.saveBuildOutcome(name, in.hash, in.id, err)
 }

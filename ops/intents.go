@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,7 +39,8 @@ type opLock struct {
 	l      Layout
 	name   string
 	f      *fileLock
-	marked bool // an intent of its own is on disk
+	marked bool   // an intent of its own is on disk
+	id     string // its id (intent)
 }
 
 func (l Layout) lockPath(name string) string   { return filepath.Join(l.DataPath(name), "lock") }
@@ -166,13 +168,20 @@ func (l Layout) clearData(name string) error {
 // container's profile then: a build that a crash cut off after it switched the
 // profile did its work.
 func (o *opLock) mark(kind intentKind, generation int, hash string) error {
-	text := fmt.Sprintf("%s %d %s\n", kind, generation, hash)
+	id := fmt.Sprintf("%d.%d.%d", os.Getpid(), time.Now().UnixNano(), markCount.Add(1))
+	if hash == "" {
+		hash = "-"
+	}
+	text := fmt.Sprintf("%s %d %s %s\n", kind, generation, hash, id)
 	if err := writeFileAtomic(o.l.intentPath(o.name), []byte(text), 0o600); err != nil {
 		return fmt.Errorf("mark %s of %s: %w", kind, o.name, err)
 	}
-	o.marked = true
+	o.marked, o.id = true, id
 	return nil
 }
+
+// markCount makes the ids of marks unique within this process.
+var markCount atomic.Uint64
 
 // done removes the intent it marked (the operation is over) and releases the lock. An
 // intent it did not mark, a dead process's, stays for recovery.
@@ -215,17 +224,31 @@ func (l Layout) readIntentMark(name string) intentMark {
 	return intentMark{ino: st.Ino, at: fi.ModTime(), text: string(text)}
 }
 
-// kind is the intent the mark records.
-func (i intentMark) kind() intentKind { k, _, _ := i.of(); return k }
+// intent is what a mark records: the operation, the profile's generation then, the
+// hash of the text it builds ("" for none) and the operation's own id, which its
+// build's outcome records (saveBuildOutcome): two builds of one text are told apart.
+type intent struct {
+	kind       intentKind
+	generation int
+	hash, id   string
+}
 
-// of is what the mark says: the intent, and the generation and text hash it recorded.
-func (i intentMark) of() (kind intentKind, generation int, hash string) {
+// kind is the intent the mark records.
+func (i intentMark) kind() intentKind { return i.of().kind }
+
+// of is what the mark says: KIND GENERATION HASH ID, "-" for no hash (an intent
+// marked by an older nixcfs ends after the hash, or without it).
+func (i intentMark) of() intent {
 	fields := strings.Fields(i.text)
-	for len(fields) < 3 {
+	for len(fields) < 4 {
 		fields = append(fields, "")
 	}
-	generation, _ = strconv.Atoi(fields[1])
-	return intentKind(fields[0]), generation, fields[2]
+	generation, _ := strconv.Atoi(fields[1])
+	hash := fields[2]
+	if hash == "-" {
+		hash = ""
+	}
+	return intent{intentKind(fields[0]), generation, hash, fields[3]}
 }
 
 // building tells whether the intent is of a build: a create's first, an update's, a
@@ -241,7 +264,8 @@ func (l Layout) readIntent(name string) (kind intentKind, generation int, hash s
 	if err != nil {
 		return "", 0, ""
 	}
-	return intentMark{text: string(data)}.of()
+	in := intentMark{text: string(data)}.of()
+	return in.kind, in.generation, in.hash
 }
 
 // errCutOff is the reason of a build a crash cut off, as status shows it.
@@ -289,7 +313,8 @@ func (m *Manager) recoverContainer(ctx context.Context, name string, atStart boo
 	defer lock.release()
 	_, confErr := os.Stat(m.l.ConfPath(name))
 	hasConf := confErr == nil
-	kind, gen, hash := m.l.readIntent(name)
+	in := m.l.readIntentMark(name).of()
+	kind, gen, hash := in.kind, in.generation, in.hash
 	switch {
 	case kind == intentDestroy, kind == intentCreate && !hasConf:
 		m.log.Warn().Str("container", name).Str("intent", string(kind)).Msg("finishing what a crash cut off")
@@ -297,11 +322,11 @@ func (m *Manager) recoverContainer(ctx context.Context, name string, atStart boo
 	case kind == intentCreate || kind == intentBuild || kind == intentSwitch:
 		_, now := systemGeneration(m.l.SystemLink(name))
 		if kind != intentSwitch && now > gen || kind == intentSwitch && now == gen {
-			m.l.saveBuildOutcome(name, hash, nil) // only its record was cut off
+			m.l.saveBuildOutcome(name, hash, in.id, nil) // only its record was cut off
 			break
 		}
 		m.log.Warn().Str("container", name).Str("intent", string(kind)).Msg("a build was cut off")
-		m.l.saveBuildOutcome(name, hash, errCutOff)
+		m.l.saveBuildOutcome(name, hash, in.id, errCutOff)
 	case kind == "" && !hasConf && atStart:
 		// What nixcfs kept of a container removed by another program.
 		return os.RemoveAll(m.l.DataPath(name))
@@ -309,7 +334,7 @@ func (m *Manager) recoverContainer(ctx context.Context, name string, atStart boo
 	os.Remove(m.l.intentPath(name))
 	if written, ok := m.l.unbuilt(name); ok && hasConf && atStart {
 		m.log.Warn().Str("container", name).Msg("a text written was never built")
-		m.l.saveBuildOutcome(name, written, errCutOff)
+		m.l.saveBuildOutcome(name, written, "", errCutOff)
 	}
 	return nil
 }

@@ -115,3 +115,33 @@ func TestDoneRemovesOnlyItsOwnIntent(t *testing.T) {
 		t.Errorf("its own intent, after it was done: %q", kind)
 	}
 }
+
+// A create whose process died after its first build switched the profile built: its
+// text (the one written last) is no text written and never built.
+func TestRecoverCreateThatBuilt(t *testing.T) {
+	base := t.TempDir()
+	l := Layout{DataDir: filepath.Join(base, "data"), ConfDir: filepath.Join(base, "conf"),
+		ProfileDir: filepath.Join(base, "profiles"), GCRootDir: filepath.Join(base, "gcroots"),
+		StateDir: filepath.Join(base, "state"), LogDir: filepath.Join(base, "log")}
+	for _, d := range []string{l.DataPath("cb"), l.ConfDir, l.ProfilePath("cb")} {
+		os.MkdirAll(d, 0o755)
+	}
+	os.WriteFile(l.ConfPath("cb"), []byte("PRIVATE_NETWORK=1\n"), 0o644)
+	os.Symlink(t.TempDir(), filepath.Join(l.ProfilePath("cb"), "system-1-link"))
+	os.Symlink("system-1-link", l.SystemLink("cb"))
+	m := bareManager(l)
+	op, err := m.markCreate("cb", "{ }\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := configHash("{ }\n")
+	if err := l.noteWritten("cb", hash); err != nil {
+		t.Fatal(err)
+	}
+	op.release() // as its process dying would
+
+	m.recover(context.Background())
+	if last := l.loadBuildOutcome("cb"); last.state != BuildBuilt || last.hash != hash {
+		t.Errorf("outcome after recovery: %+v, want built of the create's text", last)
+	}
+}

@@ -40,36 +40,44 @@ func (l Layout) lastWritten(name string) string {
 	return strings.TrimSpace(string(data))
 }
 
-// saveBuildOutcome keeps the outcome of a build of the text with that hash, and
-// returns the reason it kept for a failure (read from the build log: so under the
-// operation lock, before another build empties it).
-func (l Layout) saveBuildOutcome(name, hash string, err error) string {
-	text, reason := BuildBuilt.String()+" "+hash+"\n", ""
+// saveBuildOutcome keeps the outcome of a build (id: its intent's, "" for none) of the
+// text with that hash, and returns the reason it kept for a failure (read from the
+// build log: so under the operation lock, before another build empties it).
+func (l Layout) saveBuildOutcome(name, hash, id string, err error) string {
+	first, reason := BuildBuilt.String()+" "+hash+" "+id, ""
 	if err != nil {
 		reason = oneLine(buildError(l.BuildLogPath(name), err))
-		text = BuildFailed.String() + " " + hash + "\n" + reason + "\n"
+		first = BuildFailed.String() + " " + hash + " " + id
 	}
-	writeFileAtomic(l.outcomePath(name), []byte(text), 0o600)
+	writeFileAtomic(l.outcomePath(name), []byte(first+"\n"+reason+"\n"), 0o600)
 	return reason
 }
 
-// loadBuildOutcome reads what saveBuildOutcome kept: BuildUnknown when nothing was.
-func (l Layout) loadBuildOutcome(name string) (state BuildState, reason, hash string) {
+// buildOutcome is what saveBuildOutcome kept: the state (BuildUnknown when nothing
+// was), the reason of a failure, the text's hash and the build's id.
+type buildOutcome struct {
+	state            BuildState
+	reason, hash, id string
+}
+
+// loadBuildOutcome reads what saveBuildOutcome kept.
+func (l Layout) loadBuildOutcome(name string) buildOutcome {
 	data, err := os.ReadFile(l.outcomePath(name))
 	if err != nil {
-		return BuildUnknown, "", ""
+		return buildOutcome{state: BuildUnknown}
 	}
-	first, reason, _ := strings.Cut(strings.TrimSpace(string(data)), "\n")
-	word, hash, _ := strings.Cut(first, " ")
+	first, reason, _ := strings.Cut(string(data), "\n")
+	word, rest, _ := strings.Cut(first, " ")
+	hash, id, _ := strings.Cut(rest, " ")
 	if word == BuildFailed.String() {
-		return BuildFailed, reason, hash
+		return buildOutcome{BuildFailed, strings.TrimSpace(reason), hash, id}
 	}
-	return BuildBuilt, "", hash
+	return buildOutcome{BuildBuilt, "", hash, id}
 }
 
 // unbuilt tells whether the text written last was never built, and its hash.
 func (l Layout) unbuilt(name string) (string, bool) {
 	written := l.lastWritten(name)
-	_, _, built := l.loadBuildOutcome(name)
+	built := l.loadBuildOutcome(name).hash
 	return written, written != "" && written != built
 }
