@@ -176,7 +176,10 @@ func (m *Manager) markCreate(name, configText string) (*opLock, error) {
 		op.done()
 		return nil, fmt.Errorf("create %s: %w", name, err)
 	}
-	if err := op.mark(intentCreate, 0, configHash(configText)); err != nil {
+	// With the generation of a profile an earlier container of that name left: a
+	// first build is done when the profile has a newer one.
+	_, gen := systemGeneration(m.l.SystemLink(name))
+	if err := op.mark(intentCreate, gen, configHash(configText)); err != nil {
 		op.done()
 		return nil, err
 	}

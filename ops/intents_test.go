@@ -117,31 +117,56 @@ func TestDoneRemovesOnlyItsOwnIntent(t *testing.T) {
 }
 
 // A create whose process died after its first build switched the profile built: its
-// text (the one written last) is no text written and never built.
-func TestRecoverCreateThatBuilt(t *testing.T) {
-	base := t.TempDir()
-	l := Layout{DataDir: filepath.Join(base, "data"), ConfDir: filepath.Join(base, "conf"),
-		ProfileDir: filepath.Join(base, "profiles"), GCRootDir: filepath.Join(base, "gcroots"),
-		StateDir: filepath.Join(base, "state"), LogDir: filepath.Join(base, "log")}
-	for _, d := range []string{l.DataPath("cb"), l.ConfDir, l.ProfilePath("cb")} {
-		os.MkdirAll(d, 0o755)
-	}
-	os.WriteFile(l.ConfPath("cb"), []byte("PRIVATE_NETWORK=1\n"), 0o644)
-	os.Symlink(t.TempDir(), filepath.Join(l.ProfilePath("cb"), "system-1-link"))
-	os.Symlink("system-1-link", l.SystemLink("cb"))
-	m := bareManager(l)
-	op, err := m.markCreate("cb", "{ }\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash := configHash("{ }\n")
-	if err := l.noteWritten("cb", hash); err != nil {
-		t.Fatal(err)
-	}
-	op.release() // as its process dying would
+// text (the one written last) is no text written and never built. One that died before
+// did not, also when the profile an earlier container of that name left has
+// generations.
+func TestRecoverCreate(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		before, after int // the profile's generation when the create began, when it died
+		want          BuildState
+	}{
+		{"built", 0, 1, BuildBuilt},
+		{"cut off", 0, 0, BuildFailed},
+		{"built over a profile left", 3, 4, BuildBuilt},
+		{"cut off over a profile left", 3, 3, BuildFailed},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			base := t.TempDir()
+			l := Layout{DataDir: filepath.Join(base, "data"), ConfDir: filepath.Join(base, "conf"),
+				ProfileDir: filepath.Join(base, "profiles"), GCRootDir: filepath.Join(base, "gcroots"),
+				StateDir: filepath.Join(base, "state"), LogDir: filepath.Join(base, "log")}
+			for _, d := range []string{l.DataPath("cb"), l.ConfDir, l.ProfilePath("cb")} {
+				os.MkdirAll(d, 0o755)
+			}
+			generation := func(n int) {
+				link := fmt.Sprintf("system-%d-link", n)
+				os.Symlink(t.TempDir(), filepath.Join(l.ProfilePath("cb"), link))
+				os.Remove(l.SystemLink("cb"))
+				os.Symlink(link, l.SystemLink("cb"))
+			}
+			if c.before > 0 {
+				generation(c.before)
+			}
+			m := bareManager(l)
+			op, err := m.markCreate("cb", "{ }\n")
+			if err != nil {
+				t.Fatal(err)
+			}
+			hash := configHash("{ }\n")
+			if err := l.noteWritten("cb", hash); err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(l.ConfPath("cb"), []byte("PRIVATE_NETWORK=1\n"), 0o644)
+			if c.after > c.before {
+				generation(c.after)
+			}
+			op.release() // as its process dying would
 
-	m.recover(context.Background())
-	if last := l.loadBuildOutcome("cb"); last.state != BuildBuilt || last.hash != hash {
-		t.Errorf("outcome after recovery: %+v, want built of the create's text", last)
+			m.recover(context.Background())
+			if last := l.loadBuildOutcome("cb"); last.state != c.want || last.hash != hash {
+				t.Errorf("outcome after recovery: %+v, want %v of the create's text", last, c.want)
+			}
+		})
 	}
 }

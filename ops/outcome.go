@@ -17,6 +17,12 @@ import (
 func (l Layout) writtenPath(name string) string { return filepath.Join(l.DataPath(name), "written") }
 func (l Layout) outcomePath(name string) string { return filepath.Join(l.DataPath(name), "last-build") }
 
+// outcomeIDPath holds the id of the build whose outcome last-build keeps: a file of its
+// own, so that last-build reads the same to an older nixcfs (a rollback of it).
+func (l Layout) outcomeIDPath(name string) string {
+	return filepath.Join(l.DataPath(name), "last-build-id")
+}
+
 // textHash names a configuration text; "" for none.
 func textHash(text []byte) string {
 	if text == nil {
@@ -44,12 +50,14 @@ func (l Layout) lastWritten(name string) string {
 // text with that hash, and returns the reason it kept for a failure (read from the
 // build log: so under the operation lock, before another build empties it).
 func (l Layout) saveBuildOutcome(name, hash, id string, err error) string {
-	first, reason := BuildBuilt.String()+" "+hash+" "+id, ""
+	text, reason := BuildBuilt.String()+" "+hash+"\n", ""
 	if err != nil {
 		reason = oneLine(buildError(l.BuildLogPath(name), err))
-		first = BuildFailed.String() + " " + hash + " " + id
+		text = BuildFailed.String() + " " + hash + "\n" + reason + "\n"
 	}
-	writeFileAtomic(l.outcomePath(name), []byte(first+"\n"+reason+"\n"), 0o600)
+	// The id first: a reader that finds the outcome of this build finds its id.
+	writeFileAtomic(l.outcomeIDPath(name), []byte(id+"\n"), 0o600)
+	writeFileAtomic(l.outcomePath(name), []byte(text), 0o600)
 	return reason
 }
 
@@ -67,8 +75,9 @@ func (l Layout) loadBuildOutcome(name string) buildOutcome {
 		return buildOutcome{state: BuildUnknown}
 	}
 	first, reason, _ := strings.Cut(string(data), "\n")
-	word, rest, _ := strings.Cut(first, " ")
-	hash, id, _ := strings.Cut(rest, " ")
+	word, hash, _ := strings.Cut(first, " ")
+	idText, _ := os.ReadFile(l.outcomeIDPath(name))
+	id := strings.TrimSpace(string(idText))
 	if word == BuildFailed.String() {
 		return buildOutcome{BuildFailed, strings.TrimSpace(reason), hash, id}
 	}
