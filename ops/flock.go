@@ -16,19 +16,37 @@ type fileLock struct{ f *os.File }
 
 // lockFile takes the lock on path, creating it, or gives up when ctx ends.
 func lockFile(ctx context.Context, path string) (*fileLock, error) {
+	return pollLock(ctx, func() (*fileLock, bool, error) { return tryLockFile(path) })
+}
+
+// pollLock tries a lock until try takes it or fails, or ctx ends: polled, not
+// blocking, so that a caller that gives up (an interrupted mkdir) can.
+func pollLock[L any](ctx context.Context, try func() (L, bool, error)) (L, error) {
 	for {
-		l, ok, err := tryLockFile(path)
+		l, ok, err := try()
 		if err != nil || ok {
 			return l, err
 		}
-		// Polled, not blocking, so that a caller that gives up (an interrupted mkdir)
-		// can.
 		select {
 		case <-ctx.Done():
-			return nil, context.Cause(ctx)
+			var none L
+			return none, context.Cause(ctx)
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// flockNB takes an exclusive flock on f if no one holds one: false when another open
+// file holds it.
+func flockNB(f *os.File) (bool, error) {
+	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	for err == unix.EINTR {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	}
+	if err == unix.EWOULDBLOCK {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // tryLockFile takes the lock on path if no one holds it.
@@ -41,17 +59,14 @@ func tryLockFile(path string) (*fileLock, bool, error) {
 		if err != nil {
 			return nil, false, fmt.Errorf("lock %s: %w", path, err)
 		}
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		for err == unix.EINTR {
-			err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		}
+		locked, err := flockNB(f)
 		switch {
-		case err == unix.EWOULDBLOCK:
-			f.Close()
-			return nil, false, nil
 		case err != nil:
 			f.Close()
 			return nil, false, fmt.Errorf("lock %s: %w", path, err)
+		case !locked:
+			f.Close()
+			return nil, false, nil
 		case !samePath(f, path):
 			// Its holder removed the file (a destroy removes the directory) before we
 			// had it: a lock on a removed file locks nothing. Again, on the path.

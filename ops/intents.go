@@ -14,8 +14,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // A crash (kill -9, a power cut) may cut an operation on a container's files short.
@@ -49,19 +47,7 @@ func (l Layout) intentPath(name string) string { return filepath.Join(l.DataPath
 // lockOp takes the container's operation lock, waiting for another process's
 // operation (or another of this process's) to end, or until ctx ends.
 func (l Layout) lockOp(ctx context.Context, name string) (*opLock, error) {
-	for {
-		op, ok, err := l.tryLockOpOnce(name)
-		if err != nil || ok {
-			return op, err
-		}
-		// Polled, not blocking, so that a caller that gives up (an interrupted mkdir)
-		// can.
-		select {
-		case <-ctx.Done():
-			return nil, context.Cause(ctx)
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	return pollLock(ctx, func() (*opLock, bool, error) { return l.tryLockOpOnce(name) })
 }
 
 // tryLockOp takes the container's operation lock if no process holds it. Another
@@ -123,17 +109,11 @@ func (l Layout) otherHolds(name string) (bool, error) {
 		return false, err
 	}
 	defer f.Close() // which releases a lock taken here
-	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-	for err == unix.EINTR {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-	}
-	switch {
-	case err == unix.EWOULDBLOCK:
-		return true, nil
-	case err != nil:
+	locked, err := flockNB(f)
+	if err != nil {
 		return false, fmt.Errorf("lock %s: %w", path, err)
 	}
-	return false, nil
+	return !locked, nil
 }
 
 // release releases the lock, leaving the intent as it is.
