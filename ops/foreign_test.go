@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,6 +91,18 @@ func TestWaitForeignWaitsForOtherProcessesOnly(t *testing.T) {
 	}
 }
 
+// foreignTest is a Manager that knows the container fw, with nowhere a system of it;
+// nix's lines it passes on go to out (nil: nowhere). Its context ends the test's waits
+// after 20 s.
+func foreignTest(t *testing.T, out io.Writer) (Layout, *Manager, context.Context) {
+	l := Layout{DataDir: t.TempDir(), LogDir: t.TempDir(), ProfileDir: t.TempDir()}
+	m := bareManager(l, "fw")
+	m.nix = &builder{extra: newLineWriter(out)}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return l, m, ctx
+}
+
 // otherBuild is a build of another process: flock(1) holds the container's lock, its
 // intent says build, until end, which removes the intent first, as a build that ends
 // does, unless it dies in it.
@@ -133,12 +146,8 @@ func waitShows(t *testing.T, m *Manager, name, what string, ok func(Status) bool
 // wait that ends first shows again what was before; a process that died in its build
 // is a build cut off.
 func TestWaitForeignFollowsAndReports(t *testing.T) {
-	l := Layout{DataDir: t.TempDir(), LogDir: t.TempDir()}
 	var out bytes.Buffer
-	m := bareManager(l, "fw")
-	m.nix = &builder{extra: newLineWriter(&out)}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	l, m, ctx := foreignTest(t, &out)
 	m.reg.records["fw"].build = BuildBuilt // as its last build left it
 
 	// A wait that ends first: status and watchers are told what was before.
@@ -260,11 +269,7 @@ func nextConfigEvent(t *testing.T, events <-chan Event) string {
 // A wait cancelled on a container with no build state (made by another process, never
 // built here, no system yet) tells watchers so, as it told them of the build.
 func TestWaitForeignCancelledTellsNoState(t *testing.T) {
-	l := Layout{DataDir: t.TempDir(), LogDir: t.TempDir(), ProfileDir: t.TempDir()}
-	m := bareManager(l, "fw")
-	m.nix = &builder{}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	l, m, ctx := foreignTest(t, nil)
 	events := m.Watch(ctx, "fw")
 	otherBuild(t, l, "fw")
 	waitCtx, stop := context.WithCancel(ctx)
@@ -281,14 +286,10 @@ func TestWaitForeignCancelledTellsNoState(t *testing.T) {
 }
 
 // A build followed that saved no outcome (cancelled) is no failure of an older build's,
-// of the same text;
-// a destroy's intent is never followed, nor finished here when its process dies.
+// of the same text; a destroy's intent is never followed, nor finished here when its
+// process dies.
 func TestWaitForeignOnlyItsBuild(t *testing.T) {
-	l := Layout{DataDir: t.TempDir(), LogDir: t.TempDir(), ProfileDir: t.TempDir()}
-	m := bareManager(l, "fw")
-	m.nix = &builder{}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	l, m, ctx := foreignTest(t, nil)
 	m.reg.records["fw"].build = BuildFailed
 	os.MkdirAll(l.DataPath("fw"), 0o700)
 	l.saveBuildOutcome("fw", "abc", "an-older-build", fmt.Errorf("%w: an older build's failure of the same text", ErrBuildFailed))
