@@ -153,18 +153,25 @@ func (m *Manager) finishBuild(c *record, run *buildRun, err error, took time.Dur
 		return
 	}
 	if err != nil {
-		c.build, c.lastErr, c.buildErr = BuildFailed, reason, reason
 		m.log.Warn().Str("container", c.name).Dur("took", took).Str("error", reason).Msg("build failed")
-		m.reg.publishLocked(c.name, EventConfig, BuildFailed.String())
-		m.reg.publishLocked(c.name, EventError, reason)
+		m.reg.setBuildLocked(c, BuildFailed, reason)
 	} else {
-		c.build, c.lastErr, c.buildErr = BuildBuilt, "", ""
 		m.log.Info().Str("container", c.name).Dur("took", took).Int("generation", generation).Msg("built")
 		m.reg.publishLocked(c.name, EventGeneration, strconv.Itoa(generation))
-		m.reg.publishLocked(c.name, EventConfig, BuildBuilt.String())
+		m.reg.setBuildLocked(c, BuildBuilt, "")
 	}
 	if wasCreating {
 		m.reg.publishLocked(c.name, EventState, m.reg.stateLocked(c).String())
+	}
+}
+
+// setBuildLocked records the outcome of a build of c (built, or failed for reason), and
+// tells watchers.
+func (r *registry) setBuildLocked(c *record, state BuildState, reason string) {
+	c.build, c.lastErr, c.buildErr = state, reason, reason
+	r.publishLocked(c.name, EventConfig, state.String())
+	if state == BuildFailed {
+		r.publishLocked(c.name, EventError, reason)
 	}
 }
 

@@ -121,10 +121,8 @@ func (f *foreignBuild) end(state BuildState, reason string) {
 		return
 	}
 	idle := BuildUnknown // what Status shows for a container with no build state
-	if conf, err := f.m.Conf(f.name); err == nil {
-		if sys, _ := systemGeneration(f.m.l.SystemOf(f.name, conf)); sys != "" {
-			idle = BuildBuilt
-		}
+	if has, _ := f.m.hasSystem(f.name); state == BuildUnknown && has {
+		idle = BuildBuilt
 	}
 	f.m.reg.endForeign(f.name, state, reason, idle)
 }
@@ -230,14 +228,5 @@ func (r *registry) endForeign(name string, state BuildState, reason string, idle
 		}
 		return
 	}
-	c.build = state
-	switch state {
-	case BuildFailed:
-		c.lastErr, c.buildErr = reason, reason
-		r.publishLocked(name, EventConfig, BuildFailed.String())
-		r.publishLocked(name, EventError, reason)
-	case BuildBuilt:
-		c.lastErr, c.buildErr = "", ""
-		r.publishLocked(name, EventConfig, BuildBuilt.String())
-	}
+	r.setBuildLocked(c, state, reason)
 }

@@ -93,15 +93,22 @@ func (m *Manager) startWith(ctx context.Context, name, kind string, job func(con
 	return m.startFailure(name, jobErr, began)
 }
 
+// hasSystem tells whether the container has a system to start; an error when it is
+// gone.
+func (m *Manager) hasSystem(name string) (bool, error) {
+	conf, err := m.Conf(name)
+	if err != nil {
+		return false, err
+	}
+	sys, _ := systemGeneration(m.l.SystemOf(name, conf))
+	return sys != "", nil
+}
+
 // requireSystem fails when the container has no system to start. A failed build
 // leaves the previous system, which starts; its error matters only when there is none.
 func (m *Manager) requireSystem(name string, buildErr error) error {
-	conf, err := m.Conf(name) // also: not destroyed meanwhile
-	if err != nil {
-		return err
-	}
-	if sys, _ := systemGeneration(m.l.SystemOf(name, conf)); sys != "" {
-		return nil
+	if has, err := m.hasSystem(name); err != nil || has {
+		return err // gone meanwhile, or ready
 	}
 	if buildErr != nil {
 		return buildErr
