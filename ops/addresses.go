@@ -10,21 +10,13 @@ import (
 	"strings"
 )
 
-// addressLock holds the lock nixos-container takes (flock on /run/lock/nixos-container)
-// while it picks addresses and writes a conf file, so that we, parallel creates, and
-// nixos-container running beside us never hand out the same pair.
-type addressLock struct{ f *fileLock }
-
-func lockAddresses(ctx context.Context, path string) (*addressLock, error) {
-	f, err := lockFile(ctx, path)
-	if err != nil {
-		return nil, err
-	}
-	return &addressLock{f}, nil
+// lockAddresses takes the lock nixos-container takes (flock on
+// /run/lock/nixos-container) while it picks addresses and writes a conf file, so that
+// we, parallel creates, and nixos-container running beside us never hand out the same
+// pair.
+func lockAddresses(ctx context.Context, path string) (*fileLock, error) {
+	return lockFile(ctx, path)
 }
-
-// unlock releases the lock; a second call does nothing.
-func (l *addressLock) unlock() { l.f.unlock() }
 
 // The same patterns nixos-container matches: a pair is taken when either address
 // appears in any conf file (a "/prefix" after the address is ignored).

@@ -133,6 +133,7 @@ type foreignLog struct {
 	f     *os.File
 	off   int64
 	lines nixLines
+	buf   []byte // what each read reads into (feed copies it)
 }
 
 // read reads what was added since it last did, and tells the progress and whether it
@@ -150,11 +151,13 @@ func (l *foreignLog) read() (BuildProgress, bool) {
 		l.reset()
 	}
 	moved := false
-	buf := make([]byte, 64*1024)
+	if l.buf == nil {
+		l.buf = make([]byte, 64*1024)
+	}
 	for {
-		n, err := l.f.ReadAt(buf, l.off)
+		n, err := l.f.ReadAt(l.buf, l.off)
 		l.off += int64(n)
-		moved = l.lines.feed(buf[:n]) || moved
+		moved = l.lines.feed(l.buf[:n]) || moved
 		if err != nil || n == 0 { // io.EOF: all there is, for now
 			return l.lines.nix.p, moved
 		}

@@ -140,23 +140,22 @@ func (m *Manager) queueSwitch(name string, n int) (*buildRun, error) {
 	hasText := err == nil
 	c.textMu.Lock()
 	defer c.textMu.Unlock()
+	hash := "" // of the text it builds: none without one
 	if hasText {
+		hash = textHash(target)
 		if err := m.keepReplacedText(name, target); err != nil {
 			return nil, err
 		}
 		if err := m.l.writeConfig(name, target); err != nil {
 			return nil, fmt.Errorf("configuration of %s: %w", name, err)
 		}
-		if err := m.l.noteWritten(name, textHash(target)); err != nil {
+		if err := m.l.noteWritten(name, hash); err != nil {
 			return nil, err
 		}
 	}
 	m.reg.mu.Lock()
 	run := m.queueLocked(c)
-	run.switchTo = n
-	if hasText {
-		run.hash = textHash(target)
-	}
+	run.switchTo, run.hash = n, hash
 	m.reg.mu.Unlock()
 	m.runQueued(c, run, func(ctx context.Context) error {
 		if err := m.nix.switchGeneration(ctx, m.l.ProfilePath(name), n, m.output(name)); err != nil {

@@ -84,13 +84,6 @@ var heldOps = struct {
 	n map[string]int
 }{n: map[string]int{}}
 
-// heldHere tells whether this process holds the container's operation lock.
-func (l Layout) heldHere(name string) bool {
-	heldOps.Lock()
-	defer heldOps.Unlock()
-	return heldOps.n[l.lockPath(name)] > 0
-}
-
 // otherHolds tells whether another process holds the container's operation lock. It
 // creates nothing (a destroyed container's directory stays gone), and holds the lock
 // only for an instant, under heldOps, so that this process's own takers wait for it
@@ -235,17 +228,6 @@ func (i intentMark) of() intent {
 // switch of generation.
 func (k intentKind) building() bool {
 	return k == intentBuild || k == intentSwitch || k == intentCreate
-}
-
-// readIntent is the intent left in the container's data directory ("" for none), and
-// the generation and text hash its mark recorded.
-func (l Layout) readIntent(name string) (kind intentKind, generation int, hash string) {
-	data, err := os.ReadFile(l.intentPath(name))
-	if err != nil {
-		return "", 0, ""
-	}
-	in := intentMark{text: string(data)}.of()
-	return in.kind, in.generation, in.hash
 }
 
 // errCutOff is the reason of a build a crash cut off, as status shows it.

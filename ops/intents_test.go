@@ -170,3 +170,17 @@ func TestRecoverCreate(t *testing.T) {
 		})
 	}
 }
+
+// heldHere tells whether this process holds the container's operation lock.
+func (l Layout) heldHere(name string) bool {
+	heldOps.Lock()
+	defer heldOps.Unlock()
+	return heldOps.n[l.lockPath(name)] > 0
+}
+
+// readIntent is the intent left in the container's data directory ("" for none), and
+// the generation and text hash its mark recorded.
+func (l Layout) readIntent(name string) (kind intentKind, generation int, hash string) {
+	in := l.readIntentMark(name).of()
+	return in.kind, in.generation, in.hash
+}

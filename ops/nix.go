@@ -169,7 +169,12 @@ func (b *builder) setSystem(ctx context.Context, profileDir, systemPath string, 
 }
 
 func (b *builder) setProfile(ctx context.Context, log *buildLog, profileDir, system string) error {
-	args := []string{"-p", filepath.Join(profileDir, "system"), "--set", system}
+	return b.nixEnv(ctx, log, profileDir, "--set", system)
+}
+
+// nixEnv runs nix-env on the container's profile, with its output in the log.
+func (b *builder) nixEnv(ctx context.Context, log *buildLog, profileDir string, args ...string) error {
+	args = append([]string{"-p", filepath.Join(profileDir, "system")}, args...)
 	log.note("$ nix-env %s\n", ShellJoin(args))
 	return b.run(ctx, log, log, "", "nix-env", args...)
 }
@@ -182,9 +187,7 @@ func (b *builder) switchGeneration(ctx context.Context, profileDir string, n int
 		return fmt.Errorf("switch generation: open log: %w", err)
 	}
 	defer log.Close()
-	args := []string{"-p", filepath.Join(profileDir, "system"), "--switch-generation", strconv.Itoa(n)}
-	log.note("$ nix-env %s\n", ShellJoin(args))
-	return b.run(ctx, log, log, "", "nix-env", args...)
+	return b.nixEnv(ctx, log, profileDir, "--switch-generation", strconv.Itoa(n))
 }
 
 // deleteGeneration removes generation n from the profile.
