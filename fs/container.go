@@ -17,18 +17,13 @@ const configName = "config.nix"
 // file). Scratch files live in memory; renaming one over config.nix commits its text.
 type containerDir struct {
 	gofs.Inode
-	c      *containerRef
-	inoSrc *inoSource
+	c *containerRef
 }
 
 // files are the container's own files, in the order ls shows them. They are made on
 // lookup, so that one renamed or removed away is there again at once; all but
 // config.nix anew at every lookup (freshInode).
-var files = []struct {
-	name string
-	node func(c *containerRef) gofs.InodeEmbedder
-	mode uint32 // its type bits, when not a regular file
-}{
+var files = []ownFile{
 	{name: "state", node: func(c *containerRef) gofs.InodeEmbedder { return newStateFile(c) }},
 	{name: configName, node: func(c *containerRef) gofs.InodeEmbedder { return newConfigFile(c, true, modeSecretRW) }},
 	{name: "status", node: func(c *containerRef) gofs.InodeEmbedder { return newStatusFile(c) }},
@@ -47,6 +42,22 @@ var files = []struct {
 	{name: "cpu.weight", node: limitNode("cpu.weight")},
 	{name: "io.weight", node: limitNode("io.weight")},
 	{name: "stats", node: func(c *containerRef) gofs.InodeEmbedder { return newStatsFile(c) }},
+}
+
+type ownFile struct {
+	name string
+	node func(c *containerRef) gofs.InodeEmbedder
+	mode uint32 // its type bits, when not a regular file
+}
+
+// ownFileNamed is the entry of files for name, if there is one.
+func ownFileNamed(name string) (ownFile, bool) {
+	for _, f := range files {
+		if f.name == name {
+			return f, true
+		}
+	}
+	return ownFile{}, false
 }
 
 // fileMode is the type bits of one of the container's own files.
@@ -68,15 +79,8 @@ func FileNames() []string {
 }
 
 func isOwnFile(name string) bool {
-	if name == rejectedName || name == generationsDirName {
-		return true
-	}
-	for _, f := range files {
-		if f.name == name {
-			return true
-		}
-	}
-	return false
+	_, own := ownFileNamed(name)
+	return own || name == rejectedName || name == generationsDirName
 }
 
 var _ = (gofs.NodeGetattrer)((*containerDir)(nil))
@@ -94,22 +98,19 @@ var _ = (gofs.NodeLookuper)((*containerDir)(nil))
 // an `echo start > state` that waits for a boot. config.nix and scratch files keep
 // theirs, since editors rename them into each other.
 func (d *containerDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	if name != configName {
-		for _, f := range files {
-			if f.name == name {
-				return d.freshChild(ctx, name, f.node(d.c), fileMode(f.mode), out), 0
-			}
-		}
+	own, isOwn := ownFileNamed(name)
+	if isOwn && name != configName {
+		return d.c.freshChild(ctx, &d.Inode, name, own.node(d.c), fileMode(own.mode), out), 0
 	}
 	if name == generationsDirName {
-		return d.freshChild(ctx, name, &generationsDir{c: d.c, inoSrc: d.inoSrc}, syscall.S_IFDIR, out), 0
+		return d.c.freshChild(ctx, &d.Inode, name, &generationsDir{c: d.c}, syscall.S_IFDIR, out), 0
 	}
 	if name == rejectedName && d.c.hasRejected() {
-		return d.freshChild(ctx, name, newRejectedFile(d.c), syscall.S_IFREG, out), 0
+		return d.c.freshChild(ctx, &d.Inode, name, newRejectedFile(d.c), syscall.S_IFREG, out), 0
 	}
 	ch := d.GetChild(name)
-	if ch == nil && name == configName {
-		ch = d.NewInode(ctx, newConfigFile(d.c, true, modeSecretRW), gofs.StableAttr{Mode: syscall.S_IFREG})
+	if ch == nil && isOwn { // config.nix
+		ch = d.NewInode(ctx, own.node(d.c), gofs.StableAttr{Mode: syscall.S_IFREG})
 	}
 	if ch == nil {
 		return nil, syscall.ENOENT
@@ -117,14 +118,6 @@ func (d *containerDir) Lookup(ctx context.Context, name string, out *fuse.EntryO
 	entryOf(ctx, ch.Operations(), out)
 	out.SetEntryTimeout(entryTimeout)
 	return ch, 0
-}
-
-// freshChild is a new inode for one of the container's own files (freshInode).
-func (d *containerDir) freshChild(ctx context.Context, name string, node gofs.InodeEmbedder, mode uint32, out *fuse.EntryOut) *gofs.Inode {
-	ch := d.NewInode(ctx, node, d.c.freshAttr(d.inoSrc, name, mode))
-	entryOf(ctx, ch.Operations(), out)
-	out.SetEntryTimeout(freshInode)
-	return ch
 }
 
 var _ = (gofs.NodeReaddirer)((*containerDir)(nil))

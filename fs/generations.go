@@ -2,8 +2,6 @@ package fs
 
 import (
 	"context"
-	"errors"
-	"io/fs"
 	"strconv"
 	"syscall"
 	"time"
@@ -74,8 +72,7 @@ func (*generationsLink) Getattr(ctx context.Context, f gofs.FileHandle, out *fus
 // profile, by number. rmdir N deletes one; the current one is EBUSY.
 type generationsDir struct {
 	gofs.Inode
-	c      *containerRef
-	inoSrc *inoSource
+	c *containerRef
 }
 
 var _ = (gofs.NodeGetattrer)((*generationsDir)(nil))
@@ -127,11 +124,8 @@ func (d *generationsDir) Lookup(ctx context.Context, name string, out *fuse.Entr
 	}
 	// Each lookup is a new inode with the generation's own number, as the container's
 	// files are (freshAttr): find and cp -r compare a path's and an fd's st_ino.
-	node := &generationDir{c: d.c, g: g, inoSrc: d.inoSrc}
-	ch := d.NewInode(ctx, node, d.c.freshAttr(d.inoSrc, "generations/"+name, syscall.S_IFDIR))
-	entryOf(ctx, ch.Operations(), out)
-	out.SetEntryTimeout(freshInode)
-	return ch, 0
+	node := &generationDir{c: d.c, g: g}
+	return d.c.freshChild(ctx, &d.Inode, "generations/"+name, node, syscall.S_IFDIR, out), 0
 }
 
 var _ = (gofs.NodeRmdirer)((*generationsDir)(nil))
@@ -150,9 +144,8 @@ func (d *generationsDir) Rmdir(ctx context.Context, name string) syscall.Errno {
 // (when, ISO 8601) and, when nixcfs built it, `config.nix` (the text that did).
 type generationDir struct {
 	gofs.Inode
-	c      *containerRef
-	g      ops.Generation
-	inoSrc *inoSource
+	c *containerRef
+	g ops.Generation
 }
 
 var _ = (gofs.NodeGetattrer)((*generationDir)(nil))
@@ -202,10 +195,7 @@ func (d *generationDir) Lookup(ctx context.Context, name string, out *fuse.Entry
 	}
 	path := "generations/" + strconv.Itoa(d.g.Number) + "/" + name
 	node := &valueFile{c: d.c, name: path, mode: mode, value: value}
-	ch := d.NewInode(ctx, node, d.c.freshAttr(d.inoSrc, path, syscall.S_IFREG))
-	entryOf(ctx, node, out)
-	out.SetEntryTimeout(freshInode)
-	return ch, 0
+	return d.c.freshChild(ctx, &d.Inode, path, node, syscall.S_IFREG, out), 0
 }
 
 // rejectedName is the file that keeps the text a switch of generation replaced, when
@@ -222,5 +212,5 @@ func newRejectedFile(c *containerRef) *valueFile {
 // hasRejected tells whether the container has a rejected text to show.
 func (c *containerRef) hasRejected() bool {
 	_, err := c.b.RejectedConfig(c.name)
-	return !errors.Is(err, fs.ErrNotExist) && err == nil
+	return err == nil
 }

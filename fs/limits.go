@@ -16,8 +16,7 @@ import (
 // changes nothing, and the status's error line names the file and the value: here
 // what is no one value, ops what is out of the limit's syntax.
 type limitFile struct {
-	valueFile
-	key string
+	valueFile // its name is the limit's key
 }
 
 // systemdTimeout bounds a read of the limits: a stat or open cannot wait on the
@@ -26,7 +25,7 @@ const systemdTimeout = 10 * time.Second
 
 func limitNode(key string) func(c *containerRef) gofs.InodeEmbedder {
 	return func(c *containerRef) gofs.InodeEmbedder {
-		n := &limitFile{valueFile: valueFile{c: c, name: key, mode: modeRW}, key: key}
+		n := &limitFile{valueFile{c: c, name: key, mode: modeRW}}
 		n.value = func() (string, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), systemdTimeout)
 			defer cancel()
@@ -49,7 +48,7 @@ func (n *limitFile) Write(ctx context.Context, f gofs.FileHandle, data []byte, o
 		return 0, n.c.refuse(n.name, data, notOneValue)
 	}
 	err := detached(ctx, func(ctx context.Context) error {
-		return n.c.b.SetLimits(ctx, n.c.name, map[string]string{n.key: v})
+		return n.c.b.SetLimits(ctx, n.c.name, map[string]string{n.name: v})
 	})
 	if err != nil {
 		return 0, errnoOf(err)

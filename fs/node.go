@@ -31,8 +31,9 @@ type containerRef struct {
 	b    Backend
 	name string
 
-	mu   sync.Mutex
-	inos map[string]uint64 // of its own files, kept across their fresh inodes
+	inoSrc *inoSource // the mount's
+	mu     sync.Mutex
+	inos   map[string]uint64 // of its own files, kept across their fresh inodes
 
 	logMu   sync.Mutex // held while the journal's size is counted
 	logSize sizeCache  // of the journal, for stats without an open handle
@@ -53,15 +54,24 @@ func newInoSource() *inoSource {
 }
 
 // freshAttr is the identity of a new inode for the container's file.
-func (c *containerRef) freshAttr(src *inoSource, file string, mode uint32) gofs.StableAttr {
+func (c *containerRef) freshAttr(file string, mode uint32) gofs.StableAttr {
 	c.mu.Lock()
 	ino, ok := c.inos[file]
 	if !ok {
-		ino = src.next.Add(1)
+		ino = c.inoSrc.next.Add(1)
 		c.inos[file] = ino
 	}
 	c.mu.Unlock()
-	return gofs.StableAttr{Mode: mode, Ino: ino, Gen: src.gen.Add(1)}
+	return gofs.StableAttr{Mode: mode, Ino: ino, Gen: c.inoSrc.gen.Add(1)}
+}
+
+// freshChild is a new inode under parent for the container's file (freshInode), which
+// the kernel looks up again each time.
+func (c *containerRef) freshChild(ctx context.Context, parent *gofs.Inode, file string, node gofs.InodeEmbedder, mode uint32, out *fuse.EntryOut) *gofs.Inode {
+	ch := parent.NewInode(ctx, node, c.freshAttr(file, mode))
+	entryOf(ctx, ch.Operations(), out)
+	out.SetEntryTimeout(freshInode)
+	return ch
 }
 
 // sizeCache keeps a size that is costly to learn for a short while.

@@ -60,7 +60,7 @@ func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 }
 
 func (r *Root) newContainerDir(ctx context.Context, name string) *gofs.Inode {
-	d := &containerDir{c: &containerRef{b: r.b, name: name, inos: map[string]uint64{}}, inoSrc: r.inos}
+	d := &containerDir{c: &containerRef{b: r.b, name: name, inoSrc: r.inos, inos: map[string]uint64{}}}
 	return r.NewInode(ctx, d, gofs.StableAttr{Mode: syscall.S_IFDIR})
 }
 

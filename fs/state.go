@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"strings"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -49,7 +50,8 @@ func (n *stateFile) Write(ctx context.Context, f gofs.FileHandle, data []byte, o
 	}
 	act := n.actions()[word]
 	if act == nil {
-		return 0, n.c.refuse(n.name, data, "the words are start, stop, restart, reload and terminate")
+		w := StateWords()
+		return 0, n.c.refuse(n.name, data, "the words are "+strings.Join(w[:len(w)-1], ", ")+" and "+w[len(w)-1])
 	}
 	if err := detached(ctx, func(ctx context.Context) error { return act(ctx, n.c.name) }); err != nil {
 		return 0, errnoOf(err)
