@@ -45,7 +45,7 @@ func (n *portsFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, ui
 	}
 	text := fh.(*textHandle)
 	h := &portsHandle{textHandle: text, c: n.c}
-	if flags&syscall.O_APPEND != 0 {
+	if text.appends {
 		h.written = append([]byte(nil), text.text...)
 	}
 	return h, fuseFlags, 0

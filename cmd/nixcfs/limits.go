@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"nixcfs/ops"
 )
@@ -16,7 +15,7 @@ import (
 func limitsCmd() *cobra.Command {
 	var asJSON bool
 	return sessionVerb("limits", "NAME [KEY=VALUE ...] [--json]", "print a container's resource limits, or set some (memory.max, cpu.max, pids.max, cpu.weight, io.weight)",
-		nameAndArgs, func(fs *pflag.FlagSet) { jsonFlag(&asJSON)(fs) }, func(c *cobra.Command, s *session) int { return limits(s, asJSON) })
+		nameAndArgs, jsonFlag(&asJSON), func(c *cobra.Command, s *session) int { return limits(s, asJSON) })
 }
 
 func limits(s *session, asJSON bool) int {
@@ -50,7 +49,7 @@ func limits(s *session, asJSON bool) int {
 func statsCmd() *cobra.Command {
 	var asJSON bool
 	return sessionVerb("stats", "NAME [--json]", "print a container's usage: memory, CPU, tasks, I/O, network, uptime",
-		existingName, func(fs *pflag.FlagSet) { jsonFlag(&asJSON)(fs) }, func(c *cobra.Command, s *session) int { return stats(s, asJSON) })
+		existingName, jsonFlag(&asJSON), func(c *cobra.Command, s *session) int { return stats(s, asJSON) })
 }
 
 func stats(s *session, asJSON bool) int {

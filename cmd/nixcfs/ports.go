@@ -16,7 +16,7 @@ type portsFlags struct {
 }
 
 func (pf *portsFlags) register(fs *pflag.FlagSet) {
-	fs.BoolVar(&pf.asJSON, "json", false, "print JSON for scripts")
+	jsonFlag(&pf.asJSON)(fs)
 	fs.Func("set", "replace the forwards: `FORWARDS` as --port and HOST_PORT take them, [tcp:|udp:]HOSTPORT[:GUESTPORT] separated by commas; '' clears them (the container must be stopped; they take effect at its next start)", func(v string) error {
 		pf.set = &v
 		return nil
