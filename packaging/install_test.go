@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"nixcfs/internal/guestroot"
 	"nixcfs/testhost"
 )
 
@@ -127,17 +128,11 @@ func TestInstallOnSystemdHost(t *testing.T) {
 // mountedAt tells whether a nixcfs filesystem is mounted at path.
 func mountedAt(t *testing.T, path string) bool {
 	t.Helper()
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	fstype, err := guestroot.MountedAt(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) > 4 && fields[4] == path && strings.Contains(line, " - fuse.nixcfs ") {
-			return true
-		}
-	}
-	return false
+	return fstype == "fuse.nixcfs"
 }
 
 // waitFile waits until path holds want.

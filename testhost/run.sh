@@ -277,8 +277,7 @@ shutdown_host() {
 		wait_exit "$cmd_pid" 10 || kill -KILL "$cmd_pid" 2>/dev/null
 		wait "$cmd_pid" 2>/dev/null
 	fi
-	poweroff_host || show_log
-	remove_nix_db
+	poweroff_host || show_log # which removes the nix database copy, whatever happens
 	rm -f "$log"
 	exit "$status"
 }

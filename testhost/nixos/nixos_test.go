@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"nixcfs/internal/guestroot"
 	"nixcfs/testhost"
 )
 
@@ -137,17 +138,23 @@ func leaderOf(t *testing.T, name string) int {
 	return st.Leader
 }
 
+// mainCmdline is the command line of the container's unit's main process, as the
+// kernel keeps it (each argument ends in a NUL).
+func mainCmdline(t *testing.T, name string) string {
+	t.Helper()
+	cmdline, err := os.ReadFile("/proc/" + unitProperty(t, name, "MainPID") + "/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(cmdline)
+}
+
 // checkStartedThroughTemplate checks that the running container came up the way NixOS's
 // template starts it: nspawn's command is container-init on the system's init, which
 // became the guest's PID 1 and put eth0 up with the container's address.
 func checkStartedThroughTemplate(t *testing.T, name, scripts, addr string) {
 	t.Helper()
-	mainPID := unitProperty(t, name, "MainPID")
-	cmdline, err := os.ReadFile("/proc/" + mainPID + "/cmdline")
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+	args := strings.Split(strings.TrimSuffix(mainCmdline(t, name), "\x00"), "\x00")
 	if len(args) < 3 || filepath.Base(args[0]) != "systemd-nspawn" ||
 		args[len(args)-2] != scripts+"/container-init" || args[len(args)-1] != "/nix/var/nix/profiles/system/init" {
 		t.Errorf("the unit's main process is %q, want systemd-nspawn ... %s/container-init /nix/var/nix/profiles/system/init", args, scripts)
@@ -269,7 +276,7 @@ func mountDaemon(t *testing.T, paths testhost.Paths) string {
 			cmd.Process.Kill()
 			<-exited
 		}
-		if out, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(out), " "+mnt+" ") {
+		if fstype, _ := guestroot.MountedAt(mnt); fstype != "" {
 			t.Errorf("%s is still mounted after the daemon ended", mnt)
 			exec.Command("umount", "-l", mnt).Run()
 		}

@@ -87,11 +87,7 @@ func getWithin(addr string, timeout time.Duration) (string, error) {
 // mainArgs is the unit's main process's command line, NUL-separated.
 func mainArgs(t *testing.T, name string) string {
 	t.Helper()
-	out, err := exec.Command("cat", "/proc/"+unitProperty(t, name, "MainPID")+"/cmdline").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "\x00" + string(out)
+	return "\x00" + mainCmdline(t, name)
 }
 
 // nftRules is the host's nftables ruleset, for failure messages.
