@@ -28,18 +28,17 @@ let
     then throw "guest/bin/init is missing: run make guest"
     else throw "${toString init} is missing: build it with CGO_ENABLED=0 go build -o ${toString init} ./guest/init";
 
-  # Imported into the store as it is: a single static executable, which the
-  # toplevel's builder checks and lays out as the system's sw/bin.
-  guestBusybox =
-    if builtins.pathExists busybox
-    then builtins.path { path = busybox; name = "busybox"; }
-    else throw "${toString busybox} is missing: apt-get install busybox-static";
+  # A single static executable, imported into the store as it is; pkg is the
+  # Debian package that has it.
+  staticTool = path: name: pkg:
+    if builtins.pathExists path
+    then builtins.path { inherit path name; }
+    else throw "${toString path} is missing: apt-get install ${pkg}";
 
-  # A static bash, laid out as the system's sw/bin/bash.
-  guestBash =
-    if builtins.pathExists bash
-    then builtins.path { path = bash; name = "bash"; }
-    else throw "${toString bash} is missing: apt-get install bash-static";
+  # Busybox, which the toplevel's builder checks and lays out as the system's
+  # sw/bin; a static bash, laid out as the system's sw/bin/bash.
+  guestBusybox = staticTool busybox "busybox" "busybox-static";
+  guestBash = staticTool bash "bash" "bash-static";
 
   # The guest has no nixpkgs; `pkgs' holds only what its modules use.
   pkgs = {

@@ -162,11 +162,15 @@ func stage2Script(out string) (string, error) {
 		"exec " + filepath.Join(out, pid1Name) + "\n", nil
 }
 
-// checkBash makes sure bash is a static executable: the container has no C
-// library, and NixOS's container@.service runs `bash --login -c` inside.
-func checkBash(bash string) error {
-	if err := checkStatic(bash); err != nil {
-		return fmt.Errorf("bash %s: %w (apt-get install bash-static)", bash, err)
+// checkBash makes sure bash is a static executable: NixOS's container@.service runs
+// `bash --login -c` inside.
+func checkBash(bash string) error { return checkStaticTool("bash", bash, "bash-static") }
+
+// checkStaticTool makes sure the tool at path is a static executable, as the container
+// has no C library; pkg is the Debian package that has one.
+func checkStaticTool(name, path, pkg string) error {
+	if err := checkStatic(path); err != nil {
+		return fmt.Errorf("%s %s: %w (apt-get install %s)", name, path, err, pkg)
 	}
 	return nil
 }
@@ -183,8 +187,8 @@ var skippedApplets = map[string]bool{"busybox": true, "init": true, "linuxrc": t
 // the guest needs, and returns the names of its applets.
 func busyboxApplets(busybox string) ([]string, error) {
 	const hint = "apt-get install busybox-static"
-	if err := checkStatic(busybox); err != nil {
-		return nil, fmt.Errorf("busybox %s: %w (%s)", busybox, err, hint)
+	if err := checkStaticTool("busybox", busybox, "busybox-static"); err != nil {
+		return nil, err
 	}
 	var stderr bytes.Buffer
 	cmd := exec.Command(busybox, "--list")

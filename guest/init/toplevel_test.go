@@ -18,21 +18,16 @@ import (
 
 // staticBusybox is Debian's busybox-static (make deps installs it); tests
 // that need a real one skip without it.
-func staticBusybox(t *testing.T) string {
-	t.Helper()
-	const path = "/bin/busybox"
-	if err := checkStatic(path); err != nil {
-		t.Skipf("%s: %v (apt-get install busybox-static)", path, err)
-	}
-	return path
-}
+func staticBusybox(t *testing.T) string { return staticTool(t, "/bin/busybox", "busybox-static") }
 
 // staticBash is Debian's bash-static (make deps installs it).
-func staticBash(t *testing.T) string {
+func staticBash(t *testing.T) string { return staticTool(t, "/bin/bash-static", "bash-static") }
+
+// staticTool is the static executable at path, which Debian's package pkg has.
+func staticTool(t *testing.T, path, pkg string) string {
 	t.Helper()
-	const path = "/bin/bash-static"
 	if err := checkStatic(path); err != nil {
-		t.Skipf("%s: %v (apt-get install bash-static)", path, err)
+		t.Skipf("%s: %v (apt-get install %s)", path, err, pkg)
 	}
 	return path
 }
